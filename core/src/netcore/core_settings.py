@@ -1,0 +1,114 @@
+"""The settings every server has, declared by the host itself through the same hook.
+
+Settings that belong to one plugin (an HTTP body limit, a RESP keyspace option) are
+declared by that plugin, next to the code that reads them.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import TYPE_CHECKING, Any
+
+from netcore import hookimpl
+
+if TYPE_CHECKING:
+    from netcore.plugins import PluginHost
+    from netcore.settings import Settings
+
+#: The essay's echo port, on loopback.
+DEFAULT_BIND = "127.0.0.1:2007"
+#: Preferred pollers, best first: epoll where it exists, else poll, else select.
+POLLER_PREFERENCE = ("epoll-lt", "poll", "select")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def default_backlog() -> int:
+    """The kernel's own cap on the accept queue (as Go reads it), not a small constant.
+
+    ``listen()`` silently truncates a larger backlog to ``net.core.somaxconn``, so asking
+    for exactly that is the largest queue the kernel will give.
+    """
+    try:
+        with open("/proc/sys/net/core/somaxconn") as fh:
+            return max(1, int(fh.read().strip()))
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
+
+
+class CorePlugin:
+    """Registered as ``netcore.core``: declares the host's settings."""
+
+    def __init__(self, host: "PluginHost") -> None:
+        self.host = host
+
+    def _names(self, family: str):
+        return lambda: self.host.registries[family].names() if family in self.host.registries else []
+
+    def _default_poller(self, _values: dict[str, Any]) -> str | None:
+        registry = self.host.registries.get("poller")
+        if registry is None or not len(registry):
+            return POLLER_PREFERENCE[0]
+        for name in POLLER_PREFERENCE:
+            entry = registry.get(name)
+            if entry is not None and entry.platform_ok():
+                return name
+        return registry.names()[0]
+
+    @staticmethod
+    def _default_acceptor(values: dict[str, Any]) -> str:
+        # nginx's accept_mutex is the default where many processes share a listener.
+        return "mutex" if values.get("dispatch") == "prefork" else "shared"
+
+    @hookimpl
+    def netcore_add_settings(self, settings: "Settings") -> None:
+        add = settings.add
+        add("bind", "list", [DEFAULT_BIND],
+            "address to listen on: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N; repeat for several "
+            "(port 0 picks a free port; systemd's LISTEN_FDS sockets are used automatically)",
+            metavar="ADDR")
+        add("poller", "choice", self._default_poller,
+            "readiness API of the reactor schemes: select, poll, epoll-lt (level) or epoll-et (edge)",
+            choices=self._names("poller"), metavar="NAME")
+        add("dispatch", "choice", "inline", "where work runs: one of the essay's schemes 0-11",
+            choices=self._names("dispatch"), metavar="NAME")
+        add("acceptor", "choice", self._default_acceptor,
+            "how listening sockets are made and connections taken (default: mutex under prefork, else shared)",
+            choices=self._names("acceptor"), metavar="NAME")
+        add("protocol", "choice", "echo", "what is spoken on the connections",
+            choices=self._names("protocol"), metavar="NAME")
+        add("workers", "int", 1, "worker loops, threads or processes (for schemes that have several)",
+            minimum=1, maximum=1024, metavar="N")
+        add("threads", "int", 8, "handler thread-pool size (for schemes with a pool; 0: none)",
+            minimum=0, maximum=4096, metavar="N")
+        add("backlog", "int", lambda _v: default_backlog(),
+            "accept-queue length passed to listen() (default: the kernel's somaxconn)",
+            minimum=1, maximum=2**31 - 1, metavar="N")
+        add("graceful_timeout", "float", 30.0,
+            "seconds a graceful stop (TERM) waits for in-flight work before closing connections",
+            minimum=0, metavar="SECONDS")
+        add("recv_size", "int", 65536, "bytes asked of each recv() on a connection",
+            minimum=1024, maximum=16 * 1024 * 1024, metavar="BYTES")
+        add("high_water", "int", 256 * 1024,
+            "queued output (bytes) above which a connection stops reading its peer",
+            minimum=1, metavar="BYTES")
+        add("low_water", "int", 64 * 1024,
+            "queued output (bytes) below which a paused connection reads again",
+            minimum=0, metavar="BYTES")
+        add("linger_timeout", "float", 2.0,
+            "seconds a closing connection waits for the peer's FIN after sending its own",
+            minimum=0, metavar="SECONDS")
+        add("log_format", "choice", lambda _v: "console" if _isatty(sys.stderr) else "json",
+            "log rendering on stderr: console (default on a terminal) or json lines",
+            choices=("console", "json"))
+        add("log_level", "choice", "info", "lowest level logged", choices=LOG_LEVELS)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+__all__ = ["CorePlugin", "DEFAULT_BIND", "default_backlog"]

@@ -1,0 +1,24 @@
+"""Errors that the command line turns into one line on stderr and exit status 2.
+
+A user error (a bad setting, an impossible combination, a plugin that cannot load when it
+is selected) is not a crash: it must not print a traceback.
+"""
+
+
+class UsageError(Exception):
+    """A problem the user can fix by changing the configuration; exit status 2."""
+
+    exit_status = 2
+
+
+class SettingError(UsageError):
+    """A setting has an unknown name or a value outside its allowed values."""
+
+    def __init__(self, name: str, value: object, allowed: str, source: str = ""):
+        self.name, self.value, self.allowed, self.source = name, value, allowed, source
+        where = f" (from {source})" if source else ""
+        super().__init__(f"setting {name!r}{where}: {value!r} is not allowed; allowed: {allowed}")
+
+
+class AssemblyError(UsageError):
+    """The selected implementations cannot work together, or one of them cannot load."""

@@ -1,0 +1,57 @@
+"""The protocol family's interface: bytes in, requests out, replies back.
+
+One :class:`Protocol` object per connection. Its methods run on the connection's I/O
+thread and do the *framing*: they cut the byte stream into requests and hand each to
+``self.connection.submit(handler, request)``. Where ``handler(request)`` then runs is the
+dispatcher's business (inline on the loop, a new thread, a pool, ...); its reply is
+written in request order whatever thread produced it. The same protocol code therefore
+runs unchanged under every scheme.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from netcore.config import Config
+    from netcore.reactor.connection import Connection
+
+
+class Protocol:
+    """Base class of protocol plugins; subclass and implement :meth:`data_received`."""
+
+    def __init__(self, connection: "Connection") -> None:
+        self.connection = connection
+
+    @classmethod
+    def configure(cls, config: "Config") -> Callable[["Connection"], "Protocol"]:
+        """Called once at assembly; returns the per-connection factory.
+
+        Override to read settings or build state shared by all connections (a keyspace, a
+        WSGI app). The default is the class itself.
+        """
+        return cls
+
+    def connection_made(self) -> None:
+        """The connection is registered on its loop."""
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes arrived: frame them and ``self.connection.submit(handler, request)``."""
+        raise NotImplementedError
+
+    def eof_received(self) -> None:
+        """The peer sent FIN. Replies still owed are written before the connection closes."""
+
+    def stop_requested(self) -> None:
+        """The server is stopping gracefully: finish what is in flight, then close.
+
+        The default closes once pending replies are written. A protocol with idle and busy
+        states (HTTP keep-alive) can close idle connections at once.
+        """
+        self.connection.close()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """The connection is closed; ``exc`` is the error that closed it, if any."""
+
+
+__all__ = ["Protocol"]

@@ -1,0 +1,381 @@
+"""One accepted TCP (or Unix) connection on an event loop: muduo's TcpConnection.
+
+What this module owns, so that no protocol or dispatcher has to get it right again:
+
+* **Writes go straight to the socket when nothing is queued**; only the remainder of a
+  partial write is buffered, and only then is write interest turned on. Measured as the
+  largest single saving in a Python reactor (see PERFORMANCE.md).
+* **Write interest only while output is pending**, so a level-triggered poller does not
+  report an always-writable socket on every iteration.
+* **Water marks**: when queued output passes ``high_water`` the connection stops reading
+  (the peer is not consuming what it asks for), and reads again below ``low_water``.
+* **Half-close**: a peer's FIN ends reading but not writing; the connection closes only
+  when every request it has received is answered and every byte owed is sent.
+* **Closing without losing the last reply**: a local close flushes, sends FIN
+  (``shutdown(SHUT_WR)``) and keeps reading until the peer's FIN or a linger timeout.
+  Closing with unread input would make the kernel send RST, and RST can destroy
+  replies still in flight to the peer.
+* **Edge-triggered draining** in one place: with an edge-triggered poller a read is
+  repeated while it fills the whole buffer (a shorter read means the kernel buffer was
+  empty at that moment, and the next edge will say when it is not) and a write is repeated
+  until it is partial.
+* ECONNRESET, EPIPE and friends close this connection only.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Any, Callable
+
+import structlog
+
+from netcore.reactor.poller import EVENT_CLOSING, EVENT_ERROR, EVENT_READ, EVENT_WRITE
+
+if TYPE_CHECKING:
+    from netcore.reactor.loop import EventLoop
+
+log = structlog.get_logger("netcore.connection")
+
+_OPEN, _CLOSING, _LINGERING, _CLOSED = range(4)
+
+#: Errors on one socket that mean "this peer is gone": close it, keep serving the rest.
+PEER_GONE = (ConnectionError, TimeoutError, OSError)
+
+
+class ConnectionOwner:
+    """What a connection reports to: its worker's counters and connection table."""
+
+    def connection_closed(self, connection: "Connection") -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def count_error(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Connection:
+    """A non-blocking socket, its output buffer and its protocol, driven by one loop.
+
+    ``protocol_factory(connection)`` makes the protocol object; the protocol calls
+    :meth:`write`, :meth:`submit`, :meth:`close`, :meth:`pause_reading` and
+    :meth:`resume_reading`, and receives ``data_received``, ``eof_received`` and
+    ``connection_lost``. Methods are for the loop's thread; other threads use
+    ``connection.loop.call_soon_threadsafe``.
+    """
+
+    __slots__ = (
+        "loop", "sock", "fd", "peer", "owner", "protocol",
+        "bytes_received", "bytes_sent", "requests", "pending",
+        "_recv", "_send", "_out", "_edge", "_recv_size", "_high_water", "_low_water",
+        "_state", "_interest", "_eof", "_paused", "_output_paused", "_linger_timer",
+        "_linger_timeout", "__weakref__",
+    )
+
+    def __init__(
+        self,
+        loop: "EventLoop",
+        sock: socket.socket,
+        protocol_factory: Callable[["Connection"], Any],
+        owner: ConnectionOwner,
+        *,
+        peer: Any = None,
+        recv_size: int = 65536,
+        high_water: int = 256 * 1024,
+        low_water: int = 64 * 1024,
+        linger_timeout: float = 2.0,
+    ) -> None:
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Replies are whole messages: do not let Nagle hold a small one for the next.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.loop = loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.peer = peer
+        self.owner = owner
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        #: Requests handed to :meth:`submit` (the ``requests`` statistic).
+        self.requests = 0
+        #: Requests submitted whose replies are not yet written (a dispatcher may answer later).
+        self.pending = 0
+        self._recv = sock.recv
+        self._send = sock.send
+        self._out = bytearray()
+        self._edge = loop.poller.edge_triggered
+        self._recv_size = recv_size
+        self._high_water = high_water
+        self._low_water = low_water
+        self._linger_timeout = linger_timeout
+        self._linger_timer = None
+        self._state = _OPEN
+        self._eof = False
+        self._paused = False
+        self._output_paused = False
+        self._interest = EVENT_READ
+        self.protocol = None
+        loop.register(self.fd, EVENT_READ, self._on_event)
+        self.protocol = protocol_factory(self)
+        self.protocol.connection_made()
+
+    # -- the hot path -----------------------------------------------------------------
+    def _on_event(self, mask: int) -> None:
+        if mask & EVENT_WRITE and self._out:
+            self._flush()
+        if mask & ~EVENT_WRITE:
+            if self._interest & EVENT_READ:
+                self._on_readable(mask)
+            elif mask & EVENT_ERROR and self._state != _CLOSED:
+                # Error/hang-up is reported even when not asked for. Not reading (paused,
+                # or the peer half-closed) means nobody would consume it, and a
+                # level-triggered poller would report it forever: the peer has reset.
+                self.abort(ConnectionResetError("connection reset while not reading"))
+
+    def _on_readable(self, mask: int = 0) -> None:
+        recv = self._recv
+        size = self._recv_size
+        while True:
+            try:
+                data = recv(size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except PEER_GONE as exc:
+                self.abort(exc)
+                return
+            if not data:
+                self._on_eof()
+                return
+            self.bytes_received += len(data)
+            try:
+                self.protocol.data_received(data)
+            except Exception as exc:
+                self._protocol_failed(exc)
+                return
+            # Level-triggered: one read per event; the poller reports again if more is
+            # waiting. Edge-triggered: read again only if the buffer was full, because a
+            # short read already proved the socket drained (saves a failing recv + raise)
+            # -- unless the event said the peer shut down: its FIN gets no edge of its own.
+            if not self._edge or not self._interest & EVENT_READ:
+                return
+            if len(data) < size and not mask & EVENT_CLOSING:
+                return
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` now as far as the kernel takes it; queue the rest."""
+        if self._state >= _LINGERING:
+            return  # already sent FIN or closed: nothing more can reach the peer
+        out = self._out
+        if out:
+            out += data
+            if len(out) > self._high_water and not self._output_paused:
+                self._output_paused = True
+                self._update_interest()
+            return
+        try:
+            sent = self._send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except PEER_GONE as exc:
+            self.abort(exc)
+            return
+        self.bytes_sent += sent
+        if sent < len(data):
+            out += memoryview(data)[sent:]
+            if len(out) > self._high_water:
+                self._output_paused = True
+            self._update_interest()
+
+    def _flush(self) -> None:
+        out = self._out
+        send = self._send
+        while out:
+            try:
+                sent = send(out)
+            except (BlockingIOError, InterruptedError):
+                return
+            except PEER_GONE as exc:
+                self.abort(exc)
+                return
+            self.bytes_sent += sent
+            del out[:sent]  # O(1) amortised: bytearray moves its start, not its bytes
+            if out and not self._edge:
+                break  # level-triggered: the poller will report writable again
+        if self._output_paused and len(out) <= self._low_water:
+            self._output_paused = False
+        if not out:
+            self._on_flushed()
+        self._update_interest()
+
+    # -- requests ---------------------------------------------------------------------
+    def submit(self, handler: Callable[[Any], Any], request: Any) -> None:
+        """Run ``handler(request)`` and write its reply (bytes, or None for no reply).
+
+        This is the reactor-inline executor (scheme 5): the handler runs here, on the I/O
+        thread, and its reply is written at once, so replies are trivially in request
+        order. Dispatchers that run handlers elsewhere replace this method (see
+        :class:`netcore.dispatch.Dispatcher`), keeping the same contract: replies are
+        written in the order requests were submitted.
+        """
+        self.requests += 1
+        reply = handler(request)
+        if reply:
+            self.write(reply)
+
+    def reply_done(self) -> None:
+        """A dispatcher calls this (on the loop thread) when a late reply has been written."""
+        self.pending -= 1
+        if self.pending == 0 and (self._eof or self._state == _CLOSING) and not self._out:
+            self._on_flushed()
+
+    # -- flow control -------------------------------------------------------------------
+    def pause_reading(self) -> None:
+        """Stop reading until :meth:`resume_reading` (backpressure from a busy handler)."""
+        if not self._paused:
+            self._paused = True
+            self._update_interest()
+
+    def resume_reading(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._update_interest()
+
+    @property
+    def reading(self) -> bool:
+        return bool(self._interest & EVENT_READ)
+
+    @property
+    def output_size(self) -> int:
+        return len(self._out)
+
+    def _update_interest(self) -> None:
+        state = self._state
+        if state == _CLOSED:
+            return
+        if state == _LINGERING:
+            wanted = EVENT_READ
+        else:
+            wanted = EVENT_WRITE if self._out else 0
+            if state == _OPEN and not (self._eof or self._paused or self._output_paused):
+                wanted |= EVENT_READ
+        if wanted != self._interest:
+            self._interest = wanted
+            self.loop.modify(self.fd, wanted)
+
+    # -- closing ----------------------------------------------------------------------
+    def _on_eof(self) -> None:
+        self._eof = True
+        if self._state == _LINGERING:
+            self._finish_close(None)
+            return
+        try:
+            self.protocol.eof_received()
+        except Exception as exc:
+            self._protocol_failed(exc)
+            return
+        if self._state != _CLOSED:
+            self._update_interest()
+            if not self._out and not self.pending:
+                self._on_flushed()
+
+    def close(self) -> None:
+        """Stop reading; close once every pending reply is written, without losing it."""
+        if self._state != _OPEN:
+            return
+        self._state = _CLOSING
+        if not self._out and not self.pending:
+            self._on_flushed()
+        else:
+            self._update_interest()
+
+    def drain_and_close(self) -> None:
+        """For a graceful server stop: answer what has already arrived, then :meth:`close`.
+
+        Input already in the kernel's buffer was sent before the stop; reading it now and
+        answering it is what "finish in-flight requests" means for a stream protocol.
+        """
+        if self._state == _OPEN and not self._eof and not self._paused:
+            edge, self._edge = self._edge, True  # read until EAGAIN, whatever the poller
+            try:
+                self._on_readable(EVENT_CLOSING)
+            finally:
+                self._edge = edge
+        if self._state == _OPEN:
+            try:
+                self.protocol.stop_requested()
+            except Exception as exc:
+                self._protocol_failed(exc)
+
+    def _on_flushed(self) -> None:
+        """Output is empty: close now if closing was asked for or the peer has gone."""
+        if self.pending or self._state == _CLOSED:
+            return
+        if self._eof and self._state in (_OPEN, _CLOSING):
+            self._finish_close(None)  # peer already sent FIN: nothing to linger for
+        elif self._state == _CLOSING:
+            self._start_linger()
+
+    def _start_linger(self) -> None:
+        self._state = _LINGERING
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._finish_close(None)
+            return
+        self.loop._handlers[self.fd] = self._on_linger_event
+        self._update_interest()
+        self._linger_timer = self.loop.call_later(self._linger_timeout, self._finish_close, None)
+
+    def _on_linger_event(self, _mask: int) -> None:
+        # Discard what the peer still sends until its FIN, so that close() sends FIN, not RST.
+        try:
+            while self._recv(65536):
+                pass
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self._finish_close(None)
+
+    def abort(self, exc: BaseException | None = None) -> None:
+        """Close at once, dropping queued output (the peer reset, or an error)."""
+        self._out.clear()
+        self._finish_close(exc)
+
+    def _protocol_failed(self, exc: BaseException) -> None:
+        log.error("connection.protocol_failed", fd=self.fd, peer=_peer_text(self.peer), exc_info=exc)
+        self.owner.count_error()
+        self.abort(exc)
+
+    def _finish_close(self, exc: BaseException | None) -> None:
+        if self._state == _CLOSED:
+            return
+        self._state = _CLOSED
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+        self.loop.unregister(self.fd)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        protocol = self.protocol
+        if protocol is not None:
+            try:
+                protocol.connection_lost(exc)
+            except Exception:
+                log.exception("connection.protocol_failed", fd=self.fd, during="connection_lost")
+        self.owner.connection_closed(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._state == _CLOSED
+
+    def __repr__(self) -> str:
+        state = ("open", "closing", "lingering", "closed")[self._state]
+        return f"<Connection fd={self.fd} peer={_peer_text(self.peer)} {state}>"
+
+
+def _peer_text(peer: Any) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = peer[0]
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    return str(peer) if peer else "-"

@@ -1,0 +1,83 @@
+"""The poller interface: the one seam between the event loop and select/poll/epoll.
+
+Modelled on CPython's ``selectors`` but thinner, because the loop's per-event path goes
+through it: :meth:`Poller.poll` returns the kernel's own ``(fd, mask)`` list and the loop
+maps fd to handler itself. On Linux ``POLLIN == EPOLLIN == 1``, ``POLLOUT == EPOLLOUT
+== 4``, ``POLLERR == EPOLLERR == 8`` and ``POLLHUP == EPOLLHUP == 16``, so the poll and
+epoll pollers return the kernel's list untouched, and only ``select`` has to build one.
+"""
+
+from __future__ import annotations
+
+import select as _select
+
+#: Readable (data, a pending connection or EOF).
+EVENT_READ = getattr(_select, "POLLIN", 1)
+#: Writable (room in the send buffer).
+EVENT_WRITE = getattr(_select, "POLLOUT", 4)
+#: Error or hang-up. Always reported, never asked for: a handler treats it like
+#: readable, so that the failing ``recv`` tells it what happened.
+EVENT_ERROR = getattr(_select, "POLLERR", 8) | getattr(_select, "POLLHUP", 16)
+#: The peer shut down its side (EPOLLRDHUP). Edge-triggered pollers must ask for it with
+#: every read interest: a FIN that arrived together with the last data gets no edge of its
+#: own, and a reader that stops at a short read would otherwise never see it.
+EVENT_RDHUP = getattr(_select, "EPOLLRDHUP", getattr(_select, "POLLRDHUP", 0x2000))
+#: Any of these in a mask means: read on to EOF or the error, do not stop at a short read.
+EVENT_CLOSING = EVENT_ERROR | EVENT_RDHUP
+
+
+class PollerLimitError(ValueError):
+    """The poller cannot watch this fd (``select`` and its ``FD_SETSIZE``).
+
+    Raised by :meth:`Poller.register` so that the caller can refuse one connection with a
+    clear message instead of the whole loop failing later inside ``select()``.
+    """
+
+
+class Poller:
+    """Watch file descriptors for readiness.
+
+    Subclasses set :attr:`name` and :attr:`edge_triggered` and implement the five methods.
+    ``events`` is a mask of :data:`EVENT_READ` and :data:`EVENT_WRITE`.
+
+    An edge-triggered poller reports a change of readiness once; its users must read and
+    write until the kernel says ``EAGAIN`` (or until a short read shows the buffer is empty),
+    or they will never hear about that fd again. :class:`netcore.reactor.connection.Connection`
+    keeps that rule in one place, reading :attr:`edge_triggered` once per connection.
+    """
+
+    name: str = "abstract"
+    #: True when readiness is reported once per change (EPOLLET), not while it lasts.
+    edge_triggered: bool = False
+    #: Highest fd + 1 the poller can watch, or None for no limit of its own.
+    max_fd: int | None = None
+
+    def register(self, fd: int, events: int) -> None:
+        """Start watching ``fd`` for ``events``. Raises :class:`PollerLimitError` past :attr:`max_fd`."""
+        raise NotImplementedError
+
+    def modify(self, fd: int, events: int) -> None:
+        """Change what ``fd`` is watched for (``0`` keeps it registered but silent)."""
+        raise NotImplementedError
+
+    def unregister(self, fd: int) -> None:
+        """Stop watching ``fd``. Must be called before the fd is closed."""
+        raise NotImplementedError
+
+    def poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        """Wait up to ``timeout`` seconds (None: forever, 0: not at all) for readiness.
+
+        Returns ``(fd, mask)`` pairs, mask made of EVENT_READ, EVENT_WRITE and EVENT_ERROR
+        bits. A signal arriving during the wait may end it early with an empty list.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the kernel object, if any."""
+
+    def fileno(self) -> int:
+        """The kernel object's fd, or -1 when there is none (select, poll)."""
+        return -1
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

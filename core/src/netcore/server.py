@@ -1,0 +1,109 @@
+"""The running server: what a dispatcher is handed, and the events at its edges.
+
+The server binds the listeners once (before any worker exists, so that multi-process
+schemes share them), announces ``server.started``, lets the dispatcher serve, and
+announces ``server.stopped`` with every worker's counters.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import TYPE_CHECKING, Any, Callable
+
+import structlog
+
+from netcore.reactor.worker import ReactorWorker
+from netcore.stats import WorkerStats, summarize
+
+if TYPE_CHECKING:
+    from netcore.acceptor import Listener
+    from netcore.assembly import Assembly
+    from netcore.reactor.loop import EventLoop
+
+log = structlog.get_logger("netcore.server")
+
+#: Signals and whether they ask for a graceful stop (DESIGN.md: TERM graceful; INT, QUIT fast).
+STOP_SIGNALS = ((signal.SIGTERM, True), (signal.SIGINT, False), (signal.SIGQUIT, False))
+
+
+class Server:
+    """One configured combination of poller, acceptor, dispatcher and protocol."""
+
+    def __init__(self, assembly: "Assembly", hook: Any) -> None:
+        config = assembly.config
+        self.assembly = assembly
+        self.config = config
+        self.hook = hook
+        loaded = assembly.loaded
+        self.poller_class = loaded.get("poller")
+        self.acceptor = loaded["acceptor"](config, **assembly.acceptor.kwargs)
+        self.dispatcher = loaded["dispatch"](config, **assembly.dispatch.kwargs)
+        self.protocol_factory = loaded["protocol"].configure(config)
+        self.listeners: list[Listener] = []
+        self.worker_stats: list[WorkerStats] = []
+        self.pid = os.getpid()
+
+    # -- what dispatchers use ------------------------------------------------------------
+    def new_poller(self) -> Any:
+        return self.poller_class(**self.assembly.poller.kwargs)
+
+    def connection_options(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "recv_size": c.recv_size,
+            "high_water": c.high_water,
+            "low_water": min(c.low_water, c.high_water),
+            "linger_timeout": c.linger_timeout,
+        }
+
+    def new_reactor_worker(self, loop: "EventLoop", index: int = 0) -> ReactorWorker:
+        return ReactorWorker(
+            loop,
+            self.protocol_factory,
+            index=index,
+            connection_options=self.connection_options(),
+            graceful_timeout=self.config.graceful_timeout,
+        )
+
+    def install_stop_signals(self, loop: "EventLoop", stop: Callable[[str, bool], None]) -> None:
+        """On ``loop``: TERM calls ``stop("signal SIGTERM", True)``, INT/QUIT ``stop(..., False)``."""
+        for signum, graceful in STOP_SIGNALS:
+            loop.add_signal_handler(signum, stop, f"signal {signal.Signals(signum).name}", graceful)
+
+    def worker_started(self, worker: Any) -> None:
+        self.hook.netcore_worker_started(worker=worker)
+
+    def worker_stopping(self, worker: Any) -> None:
+        self.hook.netcore_worker_stopping(worker=worker)
+
+    def report_worker_stats(self, stats: WorkerStats) -> None:
+        self.worker_stats.append(stats)
+
+    # -- running -----------------------------------------------------------------------
+    @property
+    def addresses(self) -> list[str]:
+        return [listener.address for listener in self.listeners]
+
+    def run(self) -> str:
+        """Bind, serve until stopped, report; returns the stop reason."""
+        config = self.config
+        self.listeners = self.acceptor.bind(list(config.bind), config.backlog)
+        try:
+            log.info(
+                "server.started",
+                addresses=self.addresses,
+                poller=config.poller if self.dispatcher.uses_poller else None,
+                dispatch=config.dispatch,
+                acceptor=config.acceptor,
+                protocol=config.protocol,
+                workers=config.workers,
+                pid=self.pid,
+            )
+            self.hook.netcore_server_started(server=self)
+            reason = self.dispatcher.serve(self)
+        finally:
+            self.acceptor.close(self.listeners)
+        log.info("server.stopped", reason=reason, stats=summarize(self.worker_stats))
+        self.hook.netcore_server_stopped(server=self, reason=reason)
+        return reason

@@ -1,0 +1,1 @@
+"""netcore dispatchers: where work runs."""

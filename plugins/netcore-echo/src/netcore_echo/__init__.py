@@ -1,0 +1,1 @@
+"""The echo protocol (RFC 862) for netcore."""
