@@ -61,7 +61,13 @@ class Acceptor:
         on_connection: OnConnection,
         stats: "WorkerStats",
     ) -> None:
-        """In a worker: watch the listeners on ``loop`` and hand each accepted socket on."""
+        """In a worker: watch the listeners on ``loop`` and hand each accepted socket on.
+
+        Counting is split: the acceptor counts ``accept_wakeups``, ``accept_eagain`` and
+        refused connections (``errors``) in ``stats``; ``on_connection`` counts
+        ``connections_accepted``. If ``on_connection`` raises, the socket is the
+        acceptor's to close (closing twice is harmless).
+        """
         raise NotImplementedError
 
     def stop_accepting(self) -> None:

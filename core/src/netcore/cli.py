@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from typing import Any, Sequence
@@ -219,6 +220,18 @@ def cmd_config(host: PluginHost, args: argparse.Namespace) -> int:
     return 0
 
 
+def _broken_hint(exc: UsageError, host: PluginHost | None) -> str:
+    """A family name the user asked for may be missing because its plugin is broken: say so."""
+    from netcore.errors import SettingError
+
+    if host is None or not isinstance(exc, SettingError) or exc.name not in host.registries:
+        return ""
+    broken = host.broken()
+    if not broken or "plugins that failed to load" in str(exc):
+        return ""
+    return "; plugins that failed to load: " + ", ".join(f"{p.name} ({p.error})" for p in broken)
+
+
 COMMANDS = {"serve": cmd_serve, "plugins": cmd_plugins, "config": cmd_config}
 
 
@@ -231,8 +244,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(rest)
         return COMMANDS[args.command](host, args)
     except UsageError as exc:
-        print(f"netcore: error: {exc}", file=sys.stderr)
+        print(f"netcore: error: {exc}{_broken_hint(exc, locals().get('host'))}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # Output piped into `head` and the like: the reader left, which is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         return 130
 

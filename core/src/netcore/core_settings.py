@@ -46,6 +46,7 @@ class CorePlugin:
         return lambda: self.host.registries[family].names() if family in self.host.registries else []
 
     def _default_poller(self, _values: dict[str, Any]) -> str | None:
+        """The first of epoll-lt, poll, select that is installed and works on this platform."""
         registry = self.host.registries.get("poller")
         if registry is None or not len(registry):
             return POLLER_PREFERENCE[0]
@@ -57,7 +58,7 @@ class CorePlugin:
 
     @staticmethod
     def _default_acceptor(values: dict[str, Any]) -> str:
-        # nginx's accept_mutex is the default where many processes share a listener.
+        """mutex under prefork (nginx's accept_mutex, where processes share a listener), else shared."""
         return "mutex" if values.get("dispatch") == "prefork" else "shared"
 
     @hookimpl
@@ -81,7 +82,7 @@ class CorePlugin:
             minimum=1, maximum=1024, metavar="N")
         add("threads", "int", 8, "handler thread-pool size (for schemes with a pool; 0: none)",
             minimum=0, maximum=4096, metavar="N")
-        add("backlog", "int", lambda _v: default_backlog(),
+        add("backlog", "int", _default_backlog,
             "accept-queue length passed to listen() (default: the kernel's somaxconn)",
             minimum=1, maximum=2**31 - 1, metavar="N")
         add("graceful_timeout", "float", 30.0,
@@ -98,10 +99,20 @@ class CorePlugin:
         add("linger_timeout", "float", 2.0,
             "seconds a closing connection waits for the peer's FIN after sending its own",
             minimum=0, metavar="SECONDS")
-        add("log_format", "choice", lambda _v: "console" if _isatty(sys.stderr) else "json",
+        add("log_format", "choice", _default_log_format,
             "log rendering on stderr: console (default on a terminal) or json lines",
             choices=("console", "json"))
         add("log_level", "choice", "info", "lowest level logged", choices=LOG_LEVELS)
+
+
+def _default_backlog(_values: dict[str, Any]) -> int:
+    """The kernel's net.core.somaxconn."""
+    return default_backlog()
+
+
+def _default_log_format(_values: dict[str, Any]) -> str:
+    """console when stderr is a terminal, else json."""
+    return "console" if _isatty(sys.stderr) else "json"
 
 
 def _isatty(stream: Any) -> bool:

@@ -127,7 +127,7 @@ class PluginHost:
         Registration errors (a bad name) make that plugin broken instead of the host.
         """
         caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # pluggy lists last-registered first
+        for impl in caller.get_hookimpls():  # registration order: the host, then entry points by name
             info = self.plugins.get(impl.plugin_name)
             target.current_plugin = impl.plugin_name
             if hasattr(target, "current_distribution"):

@@ -68,8 +68,13 @@ class Server:
 
     def install_stop_signals(self, loop: "EventLoop", stop: Callable[[str, bool], None]) -> None:
         """On ``loop``: TERM calls ``stop("signal SIGTERM", True)``, INT/QUIT ``stop(..., False)``."""
+
+        def on_signal(reason: str, graceful: bool) -> None:
+            self._stop_requested = True
+            stop(reason, graceful)
+
         for signum, graceful in STOP_SIGNALS:
-            loop.add_signal_handler(signum, stop, f"signal {signal.Signals(signum).name}", graceful)
+            loop.add_signal_handler(signum, on_signal, f"signal {signal.Signals(signum).name}", graceful)
 
     def worker_started(self, worker: Any) -> None:
         self.hook.netcore_worker_started(worker=worker)
@@ -88,6 +93,25 @@ class Server:
     def run(self) -> str:
         """Bind, serve until stopped, report; returns the stop reason."""
         config = self.config
+        self._stop_requested = False
+        previous = {signum: signal.signal(signum, self._signal_outside_loop) for signum, _ in STOP_SIGNALS}
+        try:
+            return self._run()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _signal_outside_loop(self, signum: int, _frame: Any) -> None:
+        """A stop signal while no loop handles signals: before serving, or while finishing.
+
+        Before serving, stop now. Once a stop has been asked for, it is under way (a
+        supervisor repeating TERM must not kill it half-way): ignore it.
+        """
+        if not self._stop_requested:
+            raise SystemExit(0)
+
+    def _run(self) -> str:
+        config = self.config
         self.listeners = self.acceptor.bind(list(config.bind), config.backlog)
         try:
             log.info(
@@ -102,6 +126,7 @@ class Server:
             )
             self.hook.netcore_server_started(server=self)
             reason = self.dispatcher.serve(self)
+            self._stop_requested = True
         finally:
             self.acceptor.close(self.listeners)
         log.info("server.stopped", reason=reason, stats=summarize(self.worker_stats))

@@ -51,6 +51,8 @@ class Setting:
         if self.type in ("choice", "list") and self.choices is not None:
             names = self.choice_list()
             return ", ".join(names) if names else "(none installed: see 'netcore plugins')"
+        if self.type == "list":
+            return "one or more values, comma-separated (or the flag repeated)"
         if self.type == "bool":
             return "true or false"
         if self.type in ("int", "float"):

@@ -80,6 +80,10 @@ class EventLoop:
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
         return self._timers.push(TimerHandle(when, callback, args))
 
+    def is_running(self) -> bool:
+        """True between the start and the end of :meth:`run_forever`."""
+        return self._running
+
     def in_loop_thread(self) -> bool:
         return self._thread_id == threading.get_ident()
 
@@ -116,31 +120,36 @@ class EventLoop:
         # Locals: each attribute lookup here would happen once per iteration.
         poll = self.poller.poll
         handlers = self._handlers
+        get_handler = handlers.get
         ready = self._ready
         timers = self._timers
+        heap = timers._heap  # read directly: a len() or method call per iteration is measurable
         monotonic = time.monotonic
         try:
             while not self._stopping:
                 if ready:
                     timeout: float | None = 0
-                else:
+                elif heap:
                     deadline = timers.next_deadline()
                     timeout = None if deadline is None else max(0.0, deadline - monotonic())
+                else:
+                    timeout = None
                 self.poll_calls += 1
                 for fd, mask in poll(timeout):
-                    handler = handlers.get(fd)
+                    handler = get_handler(fd)
                     if handler is not None:
                         try:
                             handler(mask)
                         except Exception:
                             self._handler_failed(fd, handler)
-                if len(timers):
+                if heap:
                     for handle in timers.pop_due(monotonic()):
                         if not handle.cancelled:  # an earlier callback may have cancelled it
                             self._run_callback(handle.callback, handle.args)
-                for _ in range(len(ready)):
-                    callback, args = ready.popleft()
-                    self._run_callback(callback, args)
+                if ready:
+                    for _ in range(len(ready)):
+                        callback, args = ready.popleft()
+                        self._run_callback(callback, args)
         finally:
             self._running = False
 
