@@ -1,7 +1,7 @@
 """The combination matrix of the integration suites.
 
-A tox factor narrows it through ``NETCORE_TEST_POLLER`` / ``NETCORE_TEST_DISPATCH`` /
-``NETCORE_TEST_PROTOCOL`` (comma-separated); unset means every value.
+A tox factor narrows it through ``NCTEST_POLLER`` / ``NCTEST_DISPATCH`` /
+``NCTEST_PROTOCOL`` (comma-separated); unset means every value.
 """
 
 from __future__ import annotations
@@ -19,6 +19,6 @@ def _from_env(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value else default
 
 
-POLLERS = _from_env("NETCORE_TEST_POLLER", ALL_POLLERS)
-DISPATCHES = _from_env("NETCORE_TEST_DISPATCH", ALL_DISPATCHES)
-PROTOCOLS = _from_env("NETCORE_TEST_PROTOCOL", ALL_PROTOCOLS)
+POLLERS = _from_env("NCTEST_POLLER", ALL_POLLERS)
+DISPATCHES = _from_env("NCTEST_DISPATCH", ALL_DISPATCHES)
+PROTOCOLS = _from_env("NCTEST_PROTOCOL", ALL_PROTOCOLS)

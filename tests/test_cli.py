@@ -69,6 +69,13 @@ def test_config_json_shows_values_and_sources(tmp_path):
     assert data["bind"]["value"] == ["127.0.0.1:2007"]
 
 
+def test_unknown_environment_variable_warns_and_serves(tmp_path, start_server):
+    result = run_netcore("config", "--json", env={"NETCORE_LEFTOVER_SETTING": "1"}, cwd=str(tmp_path))
+    assert result.returncode == 0 and json.loads(result.stdout)["poller"]
+    assert result.stderr.strip() == (
+        "netcore: warning: ignoring environment variable NETCORE_LEFTOVER_SETTING: no setting 'leftover_setting'")
+
+
 def test_default_backlog_is_somaxconn(tmp_path):
     data = json.loads(run_netcore("config", "--json", cwd=str(tmp_path)).stdout)
     with open("/proc/sys/net/core/somaxconn") as fh:

@@ -87,7 +87,6 @@ def test_bad_toml_types_are_refused(settings, tmp_path):
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"environ": {"NETCORE_POLLR": "poll"}},
         {"sets": ["pollr=poll"]},
         {"sets": ["poller"]},
     ],
@@ -110,7 +109,15 @@ def test_unknown_toml_key_and_broken_toml(settings, tmp_path):
 
 
 def test_non_setting_env_is_allowed(settings, tmp_path):
-    resolve(settings, environ={"NETCORE_DISABLE_PLUGIN_AUTOLOAD": "1"}, cwd=str(tmp_path))
+    config = resolve(settings, environ={"NETCORE_DISABLE_PLUGIN_AUTOLOAD": "1"}, cwd=str(tmp_path))
+    assert config.warnings == ()
+
+
+def test_unknown_env_variable_is_a_warning_not_an_error(settings, tmp_path):
+    """The environment is shared with other tools: a stray NETCORE_* must not stop a server."""
+    config = resolve(settings, environ={"NETCORE_POLLR": "poll"}, cwd=str(tmp_path))
+    assert config.poller == "epoll-lt"
+    assert config.warnings == ("ignoring environment variable NETCORE_POLLR: no setting 'pollr'",)
 
 
 def test_settings_are_declared_once(settings):

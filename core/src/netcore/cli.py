@@ -101,7 +101,10 @@ def resolve_config(host: PluginHost, args: argparse.Namespace):
         value = getattr(args, "setting_" + setting.name, None)
         if value is not None:
             cli.append((setting.name, value, setting.flag))
-    return resolve(host.settings, cli=cli, sets=args.set, config_file=args.config)
+    config = resolve(host.settings, cli=cli, sets=args.set, config_file=args.config)
+    for warning in config.warnings:
+        print(f"netcore: warning: {warning}", file=sys.stderr)
+    return config
 
 
 # -- commands ----------------------------------------------------------------------------

@@ -33,6 +33,8 @@ class Config:
     values: Mapping[str, Any]
     sources: Mapping[str, str]
     settings: Settings = attrs.field(eq=False, repr=False)
+    #: Things worth telling the user that are not errors (an unknown NETCORE_* variable).
+    warnings: tuple[str, ...] = ()
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -56,7 +58,7 @@ class Config:
         for name, value in changes.items():
             values[name] = value
             sources[name] = "override"
-        return Config(values=values, sources=sources, settings=self.settings)
+        return Config(values=values, sources=sources, settings=self.settings, warnings=self.warnings)
 
 
 def _unknown(name: str, source: str, settings: Settings) -> UsageError:
@@ -102,6 +104,7 @@ def resolve(
     """
     environ = os.environ if environ is None else environ
     raw: dict[str, tuple[Any, str]] = {}
+    warnings: list[str] = []
 
     path = config_file
     if path is None:
@@ -116,7 +119,11 @@ def resolve(
             continue
         name = key[len("NETCORE_"):].lower()
         if name not in settings:
-            raise _unknown(key, f"environment {key}", settings)
+            # Not an error, unlike an unknown key in a file or on the command line: the
+            # environment is shared with other tools, and a variable left over from a
+            # plugin that is not installed (or blocked with -p no:) must not stop a server.
+            warnings.append(f"ignoring environment variable {key}: no setting {name!r}")
+            continue
         raw[name] = (environ[key], f"env {key}")
 
     for item in sets:
@@ -144,4 +151,4 @@ def resolve(
                 default = default(values)
             values[setting.name] = default
             sources[setting.name] = "default"
-    return Config(values=values, sources=sources, settings=settings)
+    return Config(values=values, sources=sources, settings=settings, warnings=tuple(warnings))

@@ -75,6 +75,8 @@ class Server:
 
         for signum, graceful in STOP_SIGNALS:
             loop.add_signal_handler(signum, on_signal, f"signal {signal.Signals(signum).name}", graceful)
+        if self._early_stop is not None and not self._stop_requested:
+            loop.call_soon(on_signal, *self._early_stop)
 
     def worker_started(self, worker: Any) -> None:
         self.hook.netcore_worker_started(worker=worker)
@@ -94,21 +96,28 @@ class Server:
         """Bind, serve until stopped, report; returns the stop reason."""
         config = self.config
         self._stop_requested = False
+        self._early_stop: tuple[str, bool] | None = None
         previous = {signum: signal.signal(signum, self._signal_outside_loop) for signum, _ in STOP_SIGNALS}
         try:
             return self._run()
         finally:
             for signum, handler in previous.items():
-                signal.signal(signum, handler)
+                # After a stop, ignore stop signals: a TERM repeated while the process
+                # exits must not turn a clean exit into death by signal. SIG_IGN, not a
+                # Python handler: interpreter shutdown resets those to SIG_DFL.
+                signal.signal(signum, signal.SIG_IGN if self._stop_requested else handler)
 
     def _signal_outside_loop(self, signum: int, _frame: Any) -> None:
         """A stop signal while no loop handles signals: before serving, or while finishing.
 
-        Before serving, stop now. Once a stop has been asked for, it is under way (a
-        supervisor repeating TERM must not kill it half-way): ignore it.
+        Before serving, remember it: the dispatcher applies it as soon as its loop runs,
+        so a TERM right after ``server.started`` still ends in a graceful stop with its
+        ``server.stopped`` event. Once a stop is under way, a repeated TERM (supervisors
+        do that) must not kill it half-way: ignore it.
         """
-        if not self._stop_requested:
-            raise SystemExit(0)
+        if not self._stop_requested and self._early_stop is None:
+            graceful = dict(STOP_SIGNALS).get(signum, False)
+            self._early_stop = (f"signal {signal.Signals(signum).name}", graceful)
 
     def _run(self) -> str:
         config = self.config

@@ -19,6 +19,7 @@ COUNTERS = (
     "errors",
     "accept_wakeups",
     "accept_eagain",
+    "poll_calls",
 )
 
 
@@ -38,6 +39,8 @@ class WorkerStats:
     accept_wakeups: int = 0
     #: ... of which the first accept() found no connection: the thundering herd.
     accept_eagain: int = 0
+    #: Times the worker's loop asked its poller for events (events per wait = batching).
+    poll_calls: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return attrs.asdict(self)

@@ -182,10 +182,15 @@ class Connection:
             return
         self.bytes_sent += sent
         if sent < len(data):
-            out += memoryview(data)[sent:]
-            if len(out) > self._high_water:
-                self._output_paused = True
-            self._update_interest()
+            self._queue_remainder(data, sent)
+
+    def _queue_remainder(self, data: bytes | bytearray | memoryview, sent: int) -> None:
+        """The kernel took only ``sent`` bytes: keep the rest and ask for writability."""
+        out = self._out
+        out += memoryview(data)[sent:]
+        if len(out) > self._high_water:
+            self._output_paused = True
+        self._update_interest()
 
     def _flush(self) -> None:
         out = self._out
@@ -220,8 +225,23 @@ class Connection:
         """
         self.requests += 1
         reply = handler(request)
-        if reply:
+        if not reply:
+            return
+        if self._out or self._state >= _LINGERING:
             self.write(reply)
+            return
+        # write()'s fast path, repeated here: one Python call less per request on the
+        # path every inline request takes (measured: about 0.1 µs of ~1.5 µs).
+        try:
+            sent = self._send(reply)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except PEER_GONE as exc:
+            self.abort(exc)
+            return
+        self.bytes_sent += sent
+        if sent < len(reply):
+            self._queue_remainder(reply, sent)
 
     def reply_done(self) -> None:
         """A dispatcher calls this (on the loop thread) when a late reply has been written."""

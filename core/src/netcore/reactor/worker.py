@@ -128,4 +128,5 @@ class ReactorWorker(ConnectionOwner):
             self._deadline_timer.cancel()
         for conn in list(self.connections):
             conn.abort()
+        self.stats.poll_calls = self.loop.poll_calls
         self.loop.close()
