@@ -1,17 +1,26 @@
 """The combination matrix of the integration suites.
 
 A tox factor narrows it through ``NCTEST_POLLER`` / ``NCTEST_DISPATCH`` /
-``NCTEST_PROTOCOL`` (comma-separated); unset means every value.
+``NCTEST_PROTOCOL`` (comma-separated); unset means every value. (Not ``NETCORE_*``:
+those are the server's own settings.)
 """
 
 from __future__ import annotations
 
+
 import os
 
 ALL_POLLERS = ("select", "poll", "epoll-lt", "epoll-et")
-#: In-process reactor dispatchers (those that use a poller).
-ALL_DISPATCHES = ("inline",)
+#: In-process reactor dispatchers: each runs with every poller.
+REACTOR_DISPATCHES = ("inline", "thread", "thread-per-connection", "pool", "multi-reactor", "multi-reactor-pool")
+#: Blocking dispatchers: they ignore the poller, so they run once.
+BLOCKING_DISPATCHES = ("iterative", "threading", "prethread-blocking")
+ALL_DISPATCHES = REACTOR_DISPATCHES + BLOCKING_DISPATCHES
 ALL_PROTOCOLS = ("echo",)
+#: Schemes that serve one client at a time.
+SERIAL_DISPATCHES = ("iterative",)
+#: Schemes that serve at most --workers clients at a time (the rest wait in the backlog).
+BOUNDED_DISPATCHES = SERIAL_DISPATCHES + ("prethread-blocking",)
 
 
 def _from_env(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -22,3 +31,28 @@ def _from_env(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
 POLLERS = _from_env("NCTEST_POLLER", ALL_POLLERS)
 DISPATCHES = _from_env("NCTEST_DISPATCH", ALL_DISPATCHES)
 PROTOCOLS = _from_env("NCTEST_PROTOCOL", ALL_PROTOCOLS)
+
+
+def combinations() -> list[tuple[str | None, str]]:
+    """(poller, dispatch) pairs: reactor schemes with every poller, blocking ones once."""
+    pairs: list[tuple[str | None, str]] = []
+    for dispatch in DISPATCHES:
+        if dispatch in BLOCKING_DISPATCHES:
+            pairs.append((None, dispatch))
+        else:
+            pairs.extend((poller, dispatch) for poller in POLLERS)
+    return pairs
+
+
+def args_for(poller: str | None, dispatch: str) -> list[str]:
+    args = ["--dispatch", dispatch]
+    if poller is not None:
+        args = ["--poller", poller] + args
+    if dispatch in ("multi-reactor", "multi-reactor-pool", "prethread-blocking"):
+        args += ["--workers", "2"]
+    if dispatch in ("pool", "multi-reactor-pool", "thread"):
+        args += ["--threads", "4"]
+    return args
+
+
+

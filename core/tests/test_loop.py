@@ -145,3 +145,29 @@ def test_short_timers_do_not_fire_early(loop, delay):
     loop.call_later(delay, lambda: (fired.append(time.monotonic() - start), loop.stop()))
     loop.run_forever()
     assert fired and fired[0] >= delay
+
+
+def test_cross_thread_calls_from_many_threads_are_never_lost(loop):
+    """Wake-ups are coalesced; none may be lost (a lost one leaves the loop asleep)."""
+    per_thread, threads = 3000, 4
+    done = []
+
+    def count():
+        done.append(1)
+        if len(done) == per_thread * threads:
+            loop.stop()
+
+    def producer():
+        for _ in range(per_thread):
+            loop.call_soon_threadsafe(count)
+
+    workers = [threading.Thread(target=producer) for _ in range(threads)]
+    watchdog = threading.Timer(20, loop.stop)  # stop() always wakes: ends a stuck test
+    watchdog.start()
+    for w in workers:
+        w.start()
+    loop.run_forever()
+    watchdog.cancel()
+    for w in workers:
+        w.join()
+    assert len(done) == per_thread * threads

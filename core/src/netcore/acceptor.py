@@ -70,6 +70,13 @@ class Acceptor:
         """
         raise NotImplementedError
 
+    def pause_accepting(self, loop: "EventLoop") -> None:
+        """Stop watching the listeners on ``loop`` for now (a connection limit was reached);
+        new clients wait in the kernel's backlog. Loop thread only."""
+
+    def resume_accepting(self, loop: "EventLoop") -> None:
+        """Watch the listeners on ``loop`` again after :meth:`pause_accepting`."""
+
     def stop_accepting(self) -> None:
         """In a worker: stop taking new connections (graceful stop). Idempotent."""
         raise NotImplementedError

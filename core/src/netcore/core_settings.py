@@ -82,6 +82,10 @@ class CorePlugin:
             minimum=1, maximum=1024, metavar="N")
         add("threads", "int", 8, "handler thread-pool size (for schemes with a pool; 0: none)",
             minimum=0, maximum=4096, metavar="N")
+        add("max_connections", "int", 10000,
+            "most connections served at once (per worker); at the limit the server stops accepting "
+            "and new clients wait in the backlog until a connection closes. Bounds the threads of "
+            "the thread-per-connection schemes", minimum=1, maximum=10_000_000, metavar="N")
         add("backlog", "int", _default_backlog,
             "accept-queue length passed to listen() (default: the kernel's somaxconn)",
             minimum=1, maximum=2**31 - 1, metavar="N")

@@ -64,19 +64,27 @@ class Server:
             index=index,
             connection_options=self.connection_options(),
             graceful_timeout=self.config.graceful_timeout,
+            max_connections=self.config.max_connections,
         )
 
+    def set_stop_handler(self, stop: Callable[[str, bool], None]) -> None:
+        """Route stop signals to ``stop(reason, graceful)``: TERM graceful, INT/QUIT fast.
+
+        ``stop`` runs in the main thread *inside the signal handler*: it must only hand
+        the request on (set a flag, wake a loop, shut a socket down). A signal that came
+        before this call is applied now; after the first, only a fast signal during a
+        graceful stop gets through (a second INT hurries a slow TERM along), and
+        repeated signals are otherwise ignored.
+        """
+        self._stop_handler = stop
+        if self._early_stop is not None:
+            early, self._early_stop = self._early_stop, None
+            self._deliver_stop(*early)
+
     def install_stop_signals(self, loop: "EventLoop", stop: Callable[[str, bool], None]) -> None:
-        """On ``loop``: TERM calls ``stop("signal SIGTERM", True)``, INT/QUIT ``stop(..., False)``."""
-
-        def on_signal(reason: str, graceful: bool) -> None:
-            self._stop_requested = True
-            stop(reason, graceful)
-
-        for signum, graceful in STOP_SIGNALS:
-            loop.add_signal_handler(signum, on_signal, f"signal {signal.Signals(signum).name}", graceful)
-        if self._early_stop is not None and not self._stop_requested:
-            loop.call_soon(on_signal, *self._early_stop)
+        """:meth:`set_stop_handler` for a dispatcher whose main thread runs ``loop``."""
+        loop.enable_signal_wakeup()
+        self.set_stop_handler(lambda reason, graceful: loop.call_soon_threadsafe(stop, reason, graceful))
 
     def worker_started(self, worker: Any) -> None:
         self.hook.netcore_worker_started(worker=worker)
@@ -94,10 +102,10 @@ class Server:
 
     def run(self) -> str:
         """Bind, serve until stopped, report; returns the stop reason."""
-        config = self.config
-        self._stop_requested = False
+        self._stop_handler: Callable[[str, bool], None] | None = None
         self._early_stop: tuple[str, bool] | None = None
-        previous = {signum: signal.signal(signum, self._signal_outside_loop) for signum, _ in STOP_SIGNALS}
+        self._stopping: str | None = None  # None, "graceful" or "fast"
+        previous = {signum: signal.signal(signum, self._on_stop_signal) for signum, _ in STOP_SIGNALS}
         try:
             return self._run()
         finally:
@@ -105,19 +113,25 @@ class Server:
                 # After a stop, ignore stop signals: a TERM repeated while the process
                 # exits must not turn a clean exit into death by signal. SIG_IGN, not a
                 # Python handler: interpreter shutdown resets those to SIG_DFL.
-                signal.signal(signum, signal.SIG_IGN if self._stop_requested else handler)
+                signal.signal(signum, signal.SIG_IGN if self._stopping else handler)
 
-    def _signal_outside_loop(self, signum: int, _frame: Any) -> None:
-        """A stop signal while no loop handles signals: before serving, or while finishing.
+    def _on_stop_signal(self, signum: int, _frame: Any) -> None:
+        graceful = dict(STOP_SIGNALS)[signum]
+        reason = f"signal {signal.Signals(signum).name}"
+        if self._stop_handler is None:
+            # Before the dispatcher serves: remember it, so that a TERM right after
+            # ``server.started`` still ends in a graceful stop with ``server.stopped``.
+            if self._early_stop is None or not graceful:
+                self._early_stop = (reason, graceful)
+            return
+        self._deliver_stop(reason, graceful)
 
-        Before serving, remember it: the dispatcher applies it as soon as its loop runs,
-        so a TERM right after ``server.started`` still ends in a graceful stop with its
-        ``server.stopped`` event. Once a stop is under way, a repeated TERM (supervisors
-        do that) must not kill it half-way: ignore it.
-        """
-        if not self._stop_requested and self._early_stop is None:
-            graceful = dict(STOP_SIGNALS).get(signum, False)
-            self._early_stop = (f"signal {signal.Signals(signum).name}", graceful)
+    def _deliver_stop(self, reason: str, graceful: bool) -> None:
+        if self._stopping == "fast" or (self._stopping == "graceful" and graceful):
+            return
+        self._stopping = "graceful" if graceful else "fast"
+        assert self._stop_handler is not None
+        self._stop_handler(reason, graceful)
 
     def _run(self) -> str:
         config = self.config
@@ -135,7 +149,7 @@ class Server:
             )
             self.hook.netcore_server_started(server=self)
             reason = self.dispatcher.serve(self)
-            self._stop_requested = True
+            self._stopping = self._stopping or "graceful"
         finally:
             self.acceptor.close(self.listeners)
         log.info("server.stopped", reason=reason, stats=summarize(self.worker_stats))

@@ -38,6 +38,11 @@ log = structlog.get_logger("netcore.connection")
 
 _OPEN, _CLOSING, _LINGERING, _CLOSED = range(4)
 
+#: Why reading is paused (bits of ``_paused``): the protocol asked, or the dispatcher's
+#: queue is full. Each party resumes only its own reason.
+PAUSED_BY_PROTOCOL = 1
+PAUSED_BY_DISPATCH = 2
+
 #: Errors on one socket that mean "this peer is gone": close it, keep serving the rest.
 PEER_GONE = (ConnectionError, TimeoutError, OSError)
 
@@ -109,7 +114,7 @@ class Connection:
         self._linger_timer = None
         self._state = _OPEN
         self._eof = False
-        self._paused = False
+        self._paused = 0
         self._output_paused = False
         self._interest = EVENT_READ
         self.protocol = None
@@ -246,19 +251,23 @@ class Connection:
     def reply_done(self) -> None:
         """A dispatcher calls this (on the loop thread) when a late reply has been written."""
         self.pending -= 1
-        if self.pending == 0 and (self._eof or self._state == _CLOSING) and not self._out:
+        self._replies_done()
+
+    def _replies_done(self) -> None:
+        """If nothing is owed any more, finish a close that was waiting for the replies."""
+        if not self.pending and (self._eof or self._state == _CLOSING) and not self._out:
             self._on_flushed()
 
     # -- flow control -------------------------------------------------------------------
-    def pause_reading(self) -> None:
-        """Stop reading until :meth:`resume_reading` (backpressure from a busy handler)."""
-        if not self._paused:
-            self._paused = True
+    def pause_reading(self, reason: int = PAUSED_BY_PROTOCOL) -> None:
+        """Stop reading until :meth:`resume_reading` with the same ``reason`` (backpressure)."""
+        if not self._paused & reason:
+            self._paused |= reason
             self._update_interest()
 
-    def resume_reading(self) -> None:
-        if self._paused:
-            self._paused = False
+    def resume_reading(self, reason: int = PAUSED_BY_PROTOCOL) -> None:
+        if self._paused & reason:
+            self._paused &= ~reason
             self._update_interest()
 
     @property

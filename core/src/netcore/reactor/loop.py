@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import signal
+import socket
 import threading
 import time
 from typing import Any, Callable
@@ -42,6 +43,11 @@ class EventLoop:
         self._running = False
         self._thread_id: int | None = None
         self._signals: dict[int, Any] = {}
+        self._signal_wakeup: tuple[socket.socket, socket.socket, int] | None = None
+        #: True while a wake-up is on its way: further cross-thread calls need not write
+        #: the eventfd again (a pool answering thousands of requests a second would
+        #: otherwise pay a write() and a poller report for each).
+        self._wake_pending = False
         self._waker = Waker()
         self.register(self._waker.fileno(), EVENT_READ, self._on_wake)
 
@@ -72,7 +78,9 @@ class EventLoop:
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run ``callback(*args)`` on the loop thread; callable from any thread or signal handler."""
         self._ready.append((callback, args))  # deque.append is atomic
-        self._waker.wake()
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._waker.wake()
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
         return self._timers.push(TimerHandle(time.monotonic() + delay, callback, args))
@@ -107,10 +115,52 @@ class EventLoop:
             signal.signal(signum, previous)
         self._signals.clear()
 
+    def enable_signal_wakeup(self) -> None:
+        """Make a signal wake this loop even if another thread received it. Main thread only.
+
+        The kernel delivers a process-directed signal to *any* thread that does not block
+        it. Python's C handler only sets a flag; its Python handler runs when the main
+        thread next executes bytecode — never, while the main thread sleeps in
+        ``epoll_wait``. ``signal.set_wakeup_fd`` makes the C handler also write a byte to
+        a socket this loop watches, so the main thread wakes and runs the handler (what
+        asyncio does). An eventfd cannot serve: the C handler writes one byte, eventfd
+        takes eight.
+        """
+        if self._signal_wakeup is not None:
+            return
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._signal_wakeup = (reader, writer, previous)
+        self.register(reader.fileno(), EVENT_READ, self._on_signal_wakeup)
+
+    def _on_signal_wakeup(self, _mask: int) -> None:
+        reader = self._signal_wakeup[0]
+        try:
+            while reader.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _disable_signal_wakeup(self) -> None:
+        if self._signal_wakeup is None:
+            return
+        reader, writer, previous = self._signal_wakeup
+        self._signal_wakeup = None
+        try:
+            signal.set_wakeup_fd(previous)
+        except ValueError:  # not the main thread any more (interpreter shutting down)
+            pass
+        self.unregister(reader.fileno())
+        reader.close()
+        writer.close()
+
     # -- running ----------------------------------------------------------------------
     def stop(self) -> None:
         """Make :meth:`run_forever` return after the current iteration; thread-safe."""
         self._stopping = True
+        self._wake_pending = True
         self._waker.wake()
 
     def run_forever(self) -> None:
@@ -155,6 +205,7 @@ class EventLoop:
 
     def close(self) -> None:
         self.remove_signal_handlers()
+        self._disable_signal_wakeup()
         fd = self._waker.fileno()
         self.unregister(fd)
         self._waker.close()
@@ -163,7 +214,12 @@ class EventLoop:
 
     # -- errors ------------------------------------------------------------------------
     def _on_wake(self, _mask: int) -> None:
+        # Drain first, then clear the flag, and both before this iteration runs the ready
+        # queue. Cleared first, a wake-up written between the two (by another thread, or
+        # by a signal handler running between these very lines) would be drained away
+        # while the flag stayed set: no later call would ever wake the loop again.
         self._waker.drain()
+        self._wake_pending = False
 
     def _run_callback(self, callback: Callable[..., Any], args: tuple) -> None:
         try:

@@ -39,6 +39,7 @@ class ReactorWorker(ConnectionOwner):
         index: int = 0,
         connection_options: dict[str, Any] | None = None,
         graceful_timeout: float = 30.0,
+        max_connections: int | None = None,
     ) -> None:
         self.loop = loop
         self.index = index
@@ -48,7 +49,9 @@ class ReactorWorker(ConnectionOwner):
         self.connections: set[Connection] = set()
         self.connection_options = connection_options or {}
         self.graceful_timeout = graceful_timeout
+        self.max_connections = max_connections
         self._acceptor: Acceptor | None = None
+        self._accept_held = False
         self._stopping = False
         self._deadline_timer = None
 
@@ -74,6 +77,11 @@ class ReactorWorker(ConnectionOwner):
             raise  # the acceptor logs it, rate-limited, and counts the error
         if not conn.closed:
             self.connections.add(conn)
+            if (self.max_connections is not None and len(self.connections) >= self.max_connections
+                    and self._acceptor is not None and not self._accept_held):
+                # At the limit: leave new clients in the kernel's backlog, do not refuse them.
+                self._accept_held = True
+                self._acceptor.pause_accepting(self.loop)
         return conn
 
     # -- ConnectionOwner ---------------------------------------------------------------
@@ -84,6 +92,9 @@ class ReactorWorker(ConnectionOwner):
         stats.bytes_sent += conn.bytes_sent
         stats.requests += conn.requests
         self.connections.discard(conn)
+        if self._accept_held and not self._stopping and len(self.connections) < self.max_connections:
+            self._accept_held = False
+            self._acceptor.resume_accepting(self.loop)
         if self._stopping and not self.connections:
             self.loop.stop()
 

@@ -146,6 +146,7 @@ class AcceptChannel:
         self._unix_peer = listener.path or "unix"
         self._spare = _open_spare()
         self._paused = False
+        self._held = False
         self._resume_timer: TimerHandle | None = None
         self._log = RateLimitedLog()
         try:
@@ -280,6 +281,9 @@ class AcceptChannel:
         self._resume_timer = None
         if self.closed or not self._paused:
             return
+        if self._held:
+            self._paused = False  # stays unregistered: release() registers it
+            return
         self._paused = False
         if self._spare is None:
             self._spare = _open_spare()
@@ -291,6 +295,25 @@ class AcceptChannel:
             self._close_spare()
             log.warning("accept.resume_failed", address=self.listener.address, error=str(exc))
 
+    def hold(self) -> None:
+        """Stop watching the listener until :meth:`release` (a connection limit)."""
+        if self._held or self.closed:
+            return
+        self._held = True
+        if not self._paused:
+            try:
+                self.loop.unregister(self.fd)
+            except (OSError, ValueError, KeyError):
+                pass
+
+    def release(self) -> None:
+        if not self._held or self.closed:
+            return
+        self._held = False
+        if not self._paused:
+            self._paused = True  # let _resume re-register it, with its error handling
+            self._resume()
+
     # -- closing -----------------------------------------------------------------------
     def close(self) -> None:
         """Stop accepting on this loop. The listening socket is left open. Idempotent."""
@@ -300,7 +323,7 @@ class AcceptChannel:
         if self._resume_timer is not None:
             self._resume_timer.cancel()
             self._resume_timer = None
-        if not self._paused:
+        if not self._paused and not self._held:
             try:
                 self.loop.unregister(self.fd)
             except (OSError, ValueError, KeyError):

@@ -60,6 +60,18 @@ class SharedAcceptor(Acceptor):
         with self._lock:
             self.channels.extend(channels)
 
+    def pause_accepting(self, loop: EventLoop) -> None:
+        for channel in self._channels_of(loop):
+            channel.hold()
+
+    def resume_accepting(self, loop: EventLoop) -> None:
+        for channel in self._channels_of(loop):
+            channel.release()
+
+    def _channels_of(self, loop: EventLoop) -> list[AcceptChannel]:
+        with self._lock:
+            return [c for c in self.channels if c.loop is loop]
+
     def stop_accepting(self) -> None:
         """Unregister channels; the sockets stay open for workers still accepting.
 

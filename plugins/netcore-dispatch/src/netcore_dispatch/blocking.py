@@ -1,0 +1,861 @@
+"""What the three blocking schemes share: a blocking connection, blocking accept, stopping.
+
+The essay's schemes 0, 2 and 4 (``iterative``, ``threading``, ``prethread-blocking``) use
+no readiness API at all: a thread calls ``accept()`` and ``recv()``/``send()`` and the
+kernel puts it to sleep until they can complete. That is the simplest code a server can
+have -- the control flow of one client is the control flow of one thread, read top to
+bottom -- and its price is one thread (or process) per client being served at the same
+time: a thread blocked in ``recv`` on an idle client can do nothing else. The schemes
+differ only in how many threads there are and who accepts; this module holds the rest:
+
+* :class:`BlockingConnection` -- one accepted socket driven by the thread that serves it,
+  with the same names as the reactor's ``Connection`` so that the same protocol code
+  runs unchanged.
+* :class:`Accepting` -- ``accept()`` for one thread, over one or several listeners, and
+  :class:`SpareDescriptor` for running out of file descriptors without spinning.
+* :class:`StopControl` -- stopping threads that are asleep in the kernel. A blocked
+  ``accept``/``recv`` cannot be "told" anything; the only things that wake it are the
+  kernel's: shutting the socket down. Python runs signal handlers in the main thread
+  only, between bytecodes, and the stop handler runs *inside* the signal handler, so
+  everything it does is a flag or a ``shutdown()``; the waiting (graceful timeout) runs
+  on a small stop thread, which also reads the signal wake-up fd so that a signal landing
+  just before the main thread enters a blocking call is not lost.
+* :class:`BlockingDispatcher` -- the base class: no poller, the stop machinery wired in.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+import structlog
+from netcore.dispatch import Dispatcher
+from netcore.reactor.connection import PAUSED_BY_PROTOCOL, ConnectionOwner
+from netcore.reactor.threads import start_thread
+from netcore.server import STOP_SIGNALS
+from netcore.stats import WorkerStats
+
+if TYPE_CHECKING:
+    from netcore.acceptor import Listener
+    from netcore.server import Server
+
+log = structlog.get_logger("netcore.dispatch")
+
+_OPEN, _CLOSING, _LINGERING, _CLOSED = range(4)
+
+#: Errors on one socket that mean "this peer is gone": close it, keep serving the rest.
+PEER_GONE = (ConnectionError, TimeoutError, OSError)
+
+#: After a forced stop, how long serve() still waits for threads stuck in a handler
+#: (a handler cannot be interrupted; its next write fails) before abandoning them.
+ABANDON_AFTER = 5.0
+#: How long an acceptor stops accepting when it cannot make progress (no spare fd, no memory).
+PAUSE_SECONDS = 0.1
+#: At most one warning of each kind per this many seconds (per accepting thread).
+LOG_INTERVAL = 1.0
+
+# accept(2), Linux: network errors already pending on the new socket are returned by
+# accept; "the application should ... treat them like EAGAIN by retrying".
+_SKIP = frozenset(
+    getattr(errno, name)
+    for name in ("ECONNABORTED", "EPROTO", "EPERM", "ENETDOWN", "ENOPROTOOPT", "EHOSTDOWN", "ENONET",
+                 "EHOSTUNREACH", "EOPNOTSUPP", "ENETUNREACH", "ECONNRESET", "ETIMEDOUT")
+    if hasattr(errno, name)
+)
+_NO_FDS = frozenset((errno.EMFILE, errno.ENFILE))
+_NO_MEMORY = frozenset((errno.ENOBUFS, errno.ENOMEM))
+
+
+def peer_text(peer: Any) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = peer[0]
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    return str(peer) if peer else "-"
+
+
+# -- the connection -----------------------------------------------------------------------
+
+
+class BlockingConnection:
+    """A blocking socket and its protocol, served from accept to close by one thread.
+
+    The protocol sees the reactor ``Connection``'s interface (``submit``, ``write``,
+    ``close``, ``abort``, ``pause_reading``/``resume_reading``, ``requests``, ``pending``,
+    ``bytes_received``, ``bytes_sent``, ``peer``, ``output_size``, ``reading``,
+    ``closed``), so the same protocol runs under every scheme. What differs is that
+    nothing is ever queued: a write blocks until the kernel has taken every byte, and a
+    handler runs on this thread before the next ``recv``. Replies are therefore in
+    request order without any bookkeeping, and backpressure is automatic: while the
+    thread is blocked sending to a peer that does not read, it reads nothing more.
+
+    Every method is for the serving thread, except :meth:`stop_gracefully` and
+    :meth:`stop_now`, which the server's stop calls from other threads and from the
+    signal handler; they only shut the socket down, which is what wakes a blocked call.
+    """
+
+    __slots__ = (
+        "sock", "fd", "peer", "owner", "protocol", "bytes_received", "bytes_sent", "requests", "pending",
+        "_factory", "_recv_size", "_linger_timeout", "_state", "_eof", "_paused", "_stop", "_sockets_lock",
+        "__weakref__",
+    )
+
+    #: There is no event loop: the serving thread itself waits in the kernel. Code that
+    #: would use ``connection.loop.call_soon_threadsafe`` has no business here -- under a
+    #: blocking scheme every protocol callback and handler already runs on this thread.
+    loop = None
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        protocol_factory: Callable[[BlockingConnection], Any],
+        owner: ConnectionOwner,
+        *,
+        peer: Any = None,
+        recv_size: int = 65536,
+        linger_timeout: float = 2.0,
+        sockets_lock: Any = None,
+        **_reactor_options: Any,  # high_water/low_water: there is no output buffer to bound
+    ) -> None:
+        sock.settimeout(None)  # blocking: the kernel does the waiting, that is the scheme
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Replies are whole messages: do not let Nagle hold a small one for the next.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.peer = peer
+        self.owner = owner
+        self.protocol: Any = None
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        #: Requests handed to :meth:`submit` (the ``requests`` statistic).
+        self.requests = 0
+        #: Requests whose reply is not yet written: 1 while a handler runs, else 0.
+        self.pending = 0
+        self._factory = protocol_factory
+        self._recv_size = recv_size
+        self._linger_timeout = linger_timeout
+        self._state = _OPEN
+        self._eof = False
+        self._paused = 0
+        #: None, or how the server asked this connection to stop: "graceful" or "fast".
+        self._stop: str | None = None
+        # Held around close() and the stop's shutdown(): without it, a stop could read this
+        # socket's fd number, lose the CPU, and shut down whichever new socket got the
+        # number after this thread closed it. Reentrant: the signal handler may interrupt
+        # the main thread inside close() (iterative).
+        self._sockets_lock = sockets_lock if sockets_lock is not None else threading.RLock()
+
+    # -- the serving loop ---------------------------------------------------------------
+    def serve(self) -> None:
+        """Serve until the connection closes; the calling thread does nothing else meanwhile."""
+        try:
+            self.protocol = self._factory(self)
+            self.protocol.connection_made()
+        except Exception as exc:
+            self._protocol_failed(exc)
+            return
+        recv = self.sock.recv
+        size = self._recv_size
+        while self._state == _OPEN:
+            try:
+                data = recv(size)
+            except PEER_GONE as exc:
+                self.abort(exc)
+                return
+            if not data:
+                self._on_end_of_input()
+                break
+            self.bytes_received += len(data)
+            try:
+                self.protocol.data_received(data)
+            except Exception as exc:
+                self._protocol_failed(exc)
+                return
+        if self._state == _CLOSING:
+            self._linger()
+
+    def _on_end_of_input(self) -> None:
+        """``recv`` returned b'': the peer's FIN, or the server's stop shut our read side."""
+        stop = self._stop
+        if stop == "fast":
+            self.abort()
+            return
+        if stop == "graceful":
+            # Everything the peer sent before the stop has been read and answered (the
+            # kernel hands out queued bytes before reporting the shut-down read side).
+            try:
+                self.protocol.stop_requested()
+            except Exception as exc:
+                self._protocol_failed(exc)
+                return
+            # Nothing more can be read now, so nothing could complete a partial request:
+            # a protocol that did not close has nothing left to wait for.
+            self.close()
+            return
+        self._eof = True
+        try:
+            self.protocol.eof_received()
+        except Exception as exc:
+            self._protocol_failed(exc)
+            return
+        if self._state in (_OPEN, _CLOSING):
+            # Every reply is written (writes block) and the peer has sent FIN: there is
+            # no unread input that could turn our close into an RST, so no lingering.
+            self._finish_close(None)
+
+    # -- what protocols call -------------------------------------------------------------
+    def submit(self, handler: Callable[[Any], Any], request: Any) -> None:
+        """Run ``handler(request)`` here, on the connection's own thread, and write its reply.
+
+        In the blocking schemes the connection's thread *is* the worker: there is nowhere
+        else to send the work, and nothing else for this thread to do while it runs.
+        """
+        self.requests += 1
+        self.pending += 1
+        try:
+            reply = handler(request)
+        finally:
+            self.pending -= 1
+        if reply:
+            self.write(reply)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send all of ``data``, blocking until the kernel has taken it."""
+        if self._state >= _LINGERING:
+            return  # already sent FIN or closed: nothing more can reach the peer
+        send = self.sock.send
+        try:
+            # A blocking send takes everything unless a signal interrupts it; sendall()
+            # would do the same but could not say how much went out before an error.
+            sent = send(data)
+            self.bytes_sent += sent
+            if sent < (data.nbytes if isinstance(data, memoryview) else len(data)):
+                view = memoryview(data).cast("B")[sent:]
+                while view:
+                    sent = send(view)
+                    self.bytes_sent += sent
+                    view = view[sent:]
+        except PEER_GONE as exc:
+            self.abort(exc)
+
+    def close(self) -> None:
+        """Close after what is owed (nothing is ever queued), without losing the last reply.
+
+        The serving loop then half-closes (FIN) and reads until the peer's FIN or the
+        linger timeout, as the reactor's connection does: closing with unread input
+        makes the kernel send RST, and RST can destroy replies still in flight.
+        """
+        if self._state == _OPEN:
+            self._state = _CLOSING
+
+    def abort(self, exc: BaseException | None = None) -> None:
+        """Close at once (the peer reset, or an error)."""
+        self._finish_close(exc)
+
+    def pause_reading(self, reason: int = PAUSED_BY_PROTOCOL) -> None:
+        """Recorded only (``reading`` says False); it cannot change what happens next.
+
+        A blocking connection reads only when its thread comes back to ``recv``, after
+        the protocol's callback and the handler have returned and the reply has been
+        sent: backpressure is built in. And no other thread exists to call
+        :meth:`resume_reading` later, so actually stopping would stop for good.
+        """
+        self._paused |= reason
+
+    def resume_reading(self, reason: int = PAUSED_BY_PROTOCOL) -> None:
+        self._paused &= ~reason
+
+    @property
+    def reading(self) -> bool:
+        return self._state == _OPEN and not self._eof and not self._paused and self._stop is None
+
+    @property
+    def output_size(self) -> int:
+        """Always 0: writes block until sent, nothing is buffered."""
+        return 0
+
+    @property
+    def closed(self) -> bool:
+        return self._state == _CLOSED
+
+    # -- closing ----------------------------------------------------------------------
+    def _linger(self) -> None:
+        self._state = _LINGERING
+        sock = self.sock
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._finish_close(None)
+            return
+        # Discard what the peer still sends until its FIN, so that close() sends FIN, not RST.
+        deadline = time.monotonic() + self._linger_timeout
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                sock.settimeout(remaining)
+                if not sock.recv(65536):
+                    break
+        except OSError:  # TimeoutError included
+            pass
+        self._finish_close(None)
+
+    def _protocol_failed(self, exc: BaseException) -> None:
+        log.error("connection.protocol_failed", fd=self.fd, peer=peer_text(self.peer), exc_info=exc)
+        self.owner.count_error()
+        self.abort(exc)
+
+    def _finish_close(self, exc: BaseException | None) -> None:
+        if self._state == _CLOSED:
+            return
+        self._state = _CLOSED
+        with self._sockets_lock:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        protocol = self.protocol
+        if protocol is not None:
+            try:
+                protocol.connection_lost(exc)
+            except Exception:
+                log.exception("connection.protocol_failed", fd=self.fd, during="connection_lost")
+        self.owner.connection_closed(self)
+
+    # -- what the server's stop calls (other threads, signal handler) -----------------------
+    def stop_gracefully(self) -> None:
+        """Shut the read side: ``recv`` returns what is queued, then b'' (the stop)."""
+        if self._stop is None:
+            self._stop = "graceful"
+        self._shutdown(socket.SHUT_RD)
+
+    def stop_now(self) -> None:
+        """Shut both sides: blocked ``recv``/``send`` return at once; the thread aborts."""
+        self._stop = "fast"
+        self._shutdown(socket.SHUT_RDWR)
+
+    def _shutdown(self, how: int) -> None:
+        with self._sockets_lock:
+            if self.sock.fileno() == -1:
+                return
+            try:
+                self.sock.shutdown(how)
+            except OSError:
+                pass
+
+    def __repr__(self) -> str:
+        state = ("open", "closing", "lingering", "closed")[self._state]
+        return f"<BlockingConnection fd={self.fd} peer={peer_text(self.peer)} {state}>"
+
+
+# -- the worker ---------------------------------------------------------------------------
+
+
+class BlockingWorker(ConnectionOwner):
+    """One worker as hooks and ``server.stopped`` see it: an index, a pid, counters.
+
+    Under ``threading`` one worker's counters are updated by every connection thread, so
+    every update takes a lock -- once per connection and per accept, never per message
+    (connections count their bytes in their own slots and fold them in when they close).
+    """
+
+    def __init__(self, index: int = 0) -> None:
+        self.index = index
+        self.pid = os.getpid()
+        self.stats = WorkerStats(worker=index, pid=self.pid)
+        self._lock = threading.Lock()
+
+    def count(self, **deltas: int) -> None:
+        stats = self.stats
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(stats, name, getattr(stats, name) + delta)
+
+    def connection_closed(self, connection: Any) -> None:
+        stats = self.stats
+        with self._lock:
+            stats.connections_closed += 1
+            stats.bytes_received += connection.bytes_received
+            stats.bytes_sent += connection.bytes_sent
+            stats.requests += connection.requests
+
+    def count_error(self) -> None:
+        self.count(errors=1)
+
+    def __repr__(self) -> str:
+        return f"<BlockingWorker {self.index} pid={self.pid}>"
+
+
+# -- accepting ----------------------------------------------------------------------------
+
+
+def prepare_listeners(listeners: list[Listener]) -> None:
+    """One listener: blocking, so ``accept()`` sleeps in the kernel. Several: non-blocking.
+
+    A thread can sleep in ``accept()`` on one socket only. With several listeners each
+    thread waits in ``poll()`` for any of them, then accepts without blocking: a thread
+    whose wake-up was taken by another must not go to sleep on one listener while
+    clients queue on the others (this is the herd, counted in ``accept_eagain``).
+    """
+    for listener in listeners:
+        if len(listeners) == 1:
+            listener.sock.settimeout(None)
+        else:
+            listener.sock.setblocking(False)
+
+
+class SpareDescriptor:
+    """muduo's spare descriptor, one per server, shared by its accepting threads.
+
+    Out of descriptors, a blocking ``accept()`` fails with EMFILE at once -- Linux
+    reserves the new descriptor before it looks for a connection -- so a thread that
+    simply retried would spin while the clients hang in the backlog. Instead a thread
+    closes the spare, accepts into the freed slot, closes that connection (the client is
+    refused rather than left hanging) and reopens the spare.
+
+    One spare for all threads, not one each: a ``prethread-blocking`` server with 1,000
+    threads must not keep 1,000 descriptors in reserve. While descriptors are short
+    (:attr:`exhausted`), every accept goes through :attr:`lock`: otherwise a thread
+    coming back from a client would call ``accept()`` just as the spare is closed,
+    reserve the freed slot for itself, and leave no descriptor with which to refuse the
+    next client. (Threads already asleep in ``accept()`` hold a reserved slot each; they
+    take clients and serve them.) The lock is an accept mutex that exists only while the
+    process is out of descriptors.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.fd = _open_spare()
+        self.exhausted = False
+
+    def close(self) -> None:
+        with self.lock:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+
+
+class Accepting:
+    """Blocking ``accept()`` for one thread, over the server's listeners.
+
+    Counts ``accept_wakeups`` (each return of ``accept``, or each readable listener
+    ``poll`` reported), ``accept_eagain`` (a wake-up another thread had taken first; with
+    one listener Linux wakes a single sleeper, so this stays 0 -- the essay's point
+    about the herd) and ``connections_accepted``. Returns None once the server stops.
+    """
+
+    def __init__(self, listeners: list[Listener], worker: BlockingWorker, control: StopControl,
+                 spare: SpareDescriptor) -> None:
+        self.listeners = listeners
+        self.worker = worker
+        self.control = control
+        self.spare = spare
+        self._by_fd = {listener.fileno(): listener for listener in listeners}
+        self._poll = None
+        if len(listeners) > 1:
+            self._poll = select.poll()
+            for fd in self._by_fd:
+                self._poll.register(fd, select.POLLIN)
+        self._last_warning: dict[str, float] = {}
+
+    def accept(self) -> tuple[socket.socket, Any] | None:
+        control = self.control
+        while not control.stopping:
+            if self._poll is None:
+                got = self._accept_from(self.listeners[0])
+                if got is not None:
+                    return got
+                continue
+            for fd, _mask in self._poll.poll():
+                if control.stopping:
+                    return None
+                got = self._accept_from(self._by_fd[fd])
+                if got is not None:
+                    return got
+        return None
+
+    def _accept_from(self, listener: Listener) -> tuple[socket.socket, Any] | None:
+        spare = self.spare
+        if spare.exhausted:
+            with spare.lock:
+                return self._accept_once(listener, guarded=True)
+        return self._accept_once(listener, guarded=False)
+
+    def _accept_once(self, listener: Listener, *, guarded: bool) -> tuple[socket.socket, Any] | None:
+        """One ``accept()``; ``guarded``: called holding the spare's lock."""
+        spare = self.spare
+        try:
+            sock, peer = listener.sock.accept()
+        except BlockingIOError:
+            self.worker.count(accept_wakeups=1, accept_eagain=1)
+            return None
+        except OSError as exc:
+            if self.control.stopping:
+                return None  # the stop shut the listener down: EINVAL is our wake-up
+            self.worker.count(accept_wakeups=1)
+            if exc.errno in _NO_FDS:
+                if guarded:
+                    return self._refuse_one(listener, exc)
+                spare.exhausted = True
+                with spare.lock:
+                    return self._refuse_one(listener, exc)
+            return self._accept_failed(listener, exc)
+        self.worker.count(accept_wakeups=1, connections_accepted=1)
+        if guarded:  # a descriptor was free: the shortage may be over
+            if spare.fd is None:
+                spare.fd = _open_spare()
+            spare.exhausted = spare.fd is None
+        return sock, peer
+
+    def _accept_failed(self, listener: Listener, exc: OSError) -> tuple[socket.socket, Any] | None:
+        if exc.errno in _SKIP:
+            return None
+        if exc.errno in _NO_MEMORY:
+            self._warn("accept.no_memory", listener=listener.address, error=str(exc))
+            time.sleep(PAUSE_SECONDS)  # back off rather than spin; nothing else to wait for
+            return None
+        raise exc
+
+    def _refuse_one(self, listener: Listener, exc: OSError) -> tuple[socket.socket, Any] | None:
+        """Under the spare's lock: take one client into the spare's slot and close it."""
+        spare = self.spare
+        if spare.fd is None:
+            spare.fd = _open_spare()
+            if spare.fd is None:
+                # No slot at all (another part of the process took it): back off, holding
+                # the lock so that the other threads wait rather than spin.
+                self._warn("accept.no_fds", listener=listener.address, error=str(exc))
+                time.sleep(PAUSE_SECONDS)
+                return None
+        os.close(spare.fd)
+        spare.fd = None
+        try:
+            # Blocking (one listener): waits for the next client if none is queued.
+            sock, peer = listener.sock.accept()
+        except OSError:  # EAGAIN (several listeners), or the stop
+            spare.fd = _open_spare()
+            return None
+        spare.fd = _open_spare()
+        if spare.fd is not None:
+            # Descriptors were freed while we waited: serve this client after all.
+            spare.exhausted = False
+            self.worker.count(connections_accepted=1)
+            return sock, peer
+        sock.close()
+        spare.fd = _open_spare()
+        self.worker.count(errors=1)
+        self._warn("accept.refused", listener=listener.address, error=str(exc),
+                   reason="out of file descriptors: connection closed at once")
+        return None
+
+    def _warn(self, key: str, **fields: Any) -> None:
+        now = time.monotonic()
+        if now - self._last_warning.get(key, -LOG_INTERVAL) >= LOG_INTERVAL:
+            self._last_warning[key] = now
+            log.warning(key, worker=self.worker.index, **fields)
+
+
+def _open_spare() -> int | None:
+    try:
+        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+# -- stopping -----------------------------------------------------------------------------
+
+#: What the wake-up pipe carries: signal numbers (from the C-level signal handler) and
+#: these commands, all above any signal number.
+_GRACEFUL, _FAST, _EXIT = ord("g"), ord("f"), ord("x")
+_GRACEFUL_BYTE, _FAST_BYTE, _EXIT_BYTE = bytes([_GRACEFUL]), bytes([_FAST]), bytes([_EXIT])
+#: signal number -> graceful?
+_STOP_SIGNALS = {int(signum): graceful for signum, graceful in STOP_SIGNALS}
+
+
+class StopControl:
+    """Stops threads that sleep in the kernel: shut their sockets down, wait, force.
+
+    ``request`` is the server's stop handler. It runs in the main thread *inside the
+    signal handler* -- possibly while the main thread itself is the one serving a client
+    (``iterative``) -- so it takes no lock that code it interrupted might hold, starts no
+    thread and waits for nothing. It sets :attr:`stopping`, shuts the listeners down
+    (Linux wakes a thread blocked in ``accept`` with EINVAL; closing the fd from another
+    thread would not wake it, and the number could be reused under it), and shuts each
+    open connection down: graceful, the read side only (``recv`` returns what is queued,
+    then b'', and the protocol's ``stop_requested`` writes what is owed and closes);
+    fast, both sides. Then it writes one byte to a pipe. The stop thread reading that
+    pipe does what needs time: after ``graceful_timeout`` it forces what is still open,
+    and it wakes acceptors waiting for a free connection slot. The same pipe is the
+    process's signal wake-up fd, so the stop thread also calls ``request`` itself as
+    soon as a stop signal arrives (see :meth:`start` for why); ``request`` is
+    idempotent, and whichever call comes second finds the stop under way.
+
+    It also tracks the threads a scheme starts, so that ``serve()`` returns only after
+    every one has finished.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self.listeners = list(server.listeners)
+        self.graceful_timeout = float(server.config.graceful_timeout)
+        #: The stop reason ``serve()`` returns.
+        self.reason = "stopped"
+        #: None while serving, then "graceful" or "fast".
+        self.stopping: str | None = None
+        #: Handed to every connection: serialises its close() with the stop's shutdown().
+        self.sockets_lock = threading.RLock()
+        self._connections: dict[BlockingConnection, None] = {}
+        self._cond = threading.Condition(threading.Lock())
+        self._live: set[threading.Thread] = set()
+        self._finished: list[threading.Thread] = []
+        self._forced_at: float | None = None
+        self._on_stop: list[Callable[[], None]] = []
+        self._closed = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._stop_thread: threading.Thread | None = None
+        self._previous_wakeup_fd: int | None = None
+
+    def start(self, server: Server) -> None:
+        """Start the stop thread, then take the server's stop signals (an early one applies now).
+
+        Main thread only (``set_wakeup_fd``). The signal handler alone is not enough for
+        a thread that blocks in a system call: Python runs handlers between bytecodes, so
+        a signal that lands after the last check and before the thread enters ``recv()``
+        or ``accept()`` interrupts nothing -- the C-level handler has already run, the
+        call then sleeps, and the Python handler waits for the next client (measured:
+        about one stop in 200 hung under load). The C-level handler also writes the
+        signal number to the wake-up fd, which is this object's pipe: the stop thread
+        sees it at once and applies the stop itself; the Python handler, when it runs,
+        finds the stop already under way.
+        """
+        self._stop_thread = start_thread(self._supervise, name="netcore-stop")
+        if threading.current_thread() is threading.main_thread():  # else no signals reach us anyway
+            self._previous_wakeup_fd = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        server.set_stop_handler(self.request)
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """``callback()`` runs on the stop thread when a stop begins (wake a waiting acceptor)."""
+        self._on_stop.append(callback)
+
+    # -- the stop handler (signal handler context) --------------------------------------
+    def request(self, reason: str, graceful: bool) -> None:
+        if self._closed or self.stopping == "fast" or (self.stopping and graceful):
+            return
+        self.reason = reason
+        self.stopping = "graceful" if graceful else "fast"
+        for listener in self.listeners:
+            try:
+                listener.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        # tuple(dict) copies without releasing the GIL: no thread can change it meanwhile.
+        for conn in tuple(self._connections):
+            if graceful:
+                conn.stop_gracefully()
+            else:
+                conn.stop_now()
+        self._wake(_GRACEFUL_BYTE if graceful else _FAST_BYTE)
+
+    def _wake(self, command: bytes) -> None:
+        try:
+            os.write(self._wake_w, command)
+        except OSError:
+            pass
+
+    # -- connections --------------------------------------------------------------------
+    def register(self, conn: BlockingConnection) -> None:
+        """Track an open connection; one accepted as the stop began is stopped here.
+
+        The stop sets :attr:`stopping` before it walks the table and this adds to the
+        table before it reads :attr:`stopping`, so at least one of the two sees the other.
+        """
+        self._connections[conn] = None
+        stopping = self.stopping
+        if stopping == "graceful":
+            conn.stop_gracefully()
+        elif stopping == "fast":
+            conn.stop_now()
+
+    def unregister(self, conn: BlockingConnection) -> None:
+        self._connections.pop(conn, None)
+
+    def force(self) -> None:
+        """Shut every open connection down at once (from any thread)."""
+        for conn in tuple(self._connections):
+            conn.stop_now()
+
+    # -- the stop thread --------------------------------------------------------------
+    def _supervise(self) -> None:
+        waiter = select.poll()
+        waiter.register(self._wake_r, select.POLLIN)
+        deadline: float | None = None
+        while True:
+            timeout = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000) + 1)
+            if not waiter.poll(timeout):
+                deadline = None
+                if self._connections:
+                    log.warning("worker.graceful_timeout", aborted=len(self._connections),
+                                graceful_timeout=self.graceful_timeout)
+                    self.force()
+                    self._mark_forced()
+                continue
+            commands = os.read(self._wake_r, 64)
+            if not commands or _EXIT in commands:
+                return
+            for byte in commands:
+                if byte in _STOP_SIGNALS:
+                    # Written by the C-level signal handler: stop from here, whatever the
+                    # main thread is blocked in (request() writes "g"/"f", read next round).
+                    self.request(f"signal {signal.Signals(byte).name}", _STOP_SIGNALS[byte])
+            if _FAST in commands:
+                deadline = None
+                self._mark_forced()
+            elif _GRACEFUL in commands and deadline is None and self._forced_at is None:
+                deadline = time.monotonic() + self.graceful_timeout
+            if _FAST in commands or _GRACEFUL in commands:
+                for callback in self._on_stop:
+                    try:
+                        callback()
+                    except Exception:
+                        log.exception("dispatch.stop_callback_failed")
+
+    def _mark_forced(self) -> None:
+        with self._cond:
+            if self._forced_at is None:
+                self._forced_at = time.monotonic()
+            self._cond.notify_all()
+
+    # -- threads ------------------------------------------------------------------------
+    def start_thread(self, target: Callable[..., None], name: str, *args: Any) -> threading.Thread:
+        """Start a tracked daemon thread running ``target(*args)``, deaf to stop signals.
+
+        The signals are blocked in it so that the kernel always delivers them to the main
+        thread: one delivered to this thread would run no handler (Python runs them in the
+        main thread only) and leave a main thread asleep in ``accept()`` unaware of it.
+        Daemon, so that a thread stuck in a handler after a forced stop cannot keep the
+        process alive once :meth:`wait_threads` has given up on it.
+        """
+        # Held across the start: the thread cannot report its end before it is tracked.
+        with self._cond:
+            thread = start_thread(self._run_thread, target, args, name=name)
+            self._live.add(thread)
+        return thread
+
+    def _run_thread(self, target: Callable[..., None], args: tuple) -> None:
+        try:
+            target(*args)
+        finally:
+            me = threading.current_thread()
+            with self._cond:
+                self._live.discard(me)
+                self._finished.append(me)
+                self._cond.notify_all()
+
+    def reap(self) -> None:
+        """Join threads that have finished (instant), so they do not accumulate."""
+        with self._cond:
+            finished, self._finished = self._finished, []
+        for thread in finished:
+            thread.join()
+
+    def wait_threads(self) -> None:
+        """Wait until every started thread has finished; after a forced stop, at most
+        :data:`ABANDON_AFTER` seconds more (a handler cannot be interrupted)."""
+        with self._cond:
+            while self._live:
+                if self._forced_at is None:
+                    self._cond.wait()
+                    continue
+                remaining = self._forced_at + ABANDON_AFTER - time.monotonic()
+                if remaining <= 0:
+                    log.warning("dispatch.threads_abandoned", threads=sorted(t.name for t in self._live))
+                    break
+                self._cond.wait(remaining)
+        self.reap()
+
+    def close(self) -> None:
+        """End the stop thread (after every serving thread has finished)."""
+        self._closed = True
+        if self._previous_wakeup_fd is not None:
+            signal.set_wakeup_fd(self._previous_wakeup_fd)
+            self._previous_wakeup_fd = None
+        self._wake(_EXIT_BYTE)
+        if self._stop_thread is not None:
+            self._stop_thread.join()
+        wake_r, wake_w = self._wake_r, self._wake_w
+        self._wake_r = self._wake_w = -1
+        os.close(wake_r)
+        os.close(wake_w)
+
+
+# -- serving ------------------------------------------------------------------------------
+
+
+def serve_connection(server: Server, control: StopControl, worker: BlockingWorker,
+                     sock: socket.socket, peer: Any) -> None:
+    """Serve one accepted socket to its end on the calling thread."""
+    try:
+        conn = BlockingConnection(sock, server.protocol_factory, worker, peer=peer,
+                                  sockets_lock=control.sockets_lock, **server.connection_options())
+    except OSError:
+        # Reset before we could even set it up (setsockopt on a dead socket): gone.
+        sock.close()
+        worker.count(connections_closed=1)
+        return
+    control.register(conn)
+    try:
+        conn.serve()
+    finally:
+        if not conn.closed:  # an exception escaped the serving loop: never leak the socket
+            conn.abort()
+        control.unregister(conn)
+
+
+class BlockingDispatcher(Dispatcher):
+    """Base of the blocking schemes: blocking sockets, no poller, the stop machinery."""
+
+    #: The host's assembly skips the poller for dispatchers registered with
+    #: ``provides=("blocking",)``; this says the same to ``server.started``.
+    uses_poller = False
+
+    def serve(self, server: Server) -> str:
+        prepare_listeners(server.listeners)
+        #: Shared by every accepting thread of this server.
+        self.spare = SpareDescriptor()
+        control = StopControl(server)
+        self.prepare(server, control)
+        control.start(server)
+        try:
+            self.run(server, control)
+        finally:
+            control.close()
+            self.spare.close()
+        return control.reason
+
+    def accepting(self, server: Server, control: StopControl, worker: BlockingWorker) -> Accepting:
+        """The accept side for one thread."""
+        return Accepting(server.listeners, worker, control, self.spare)
+
+    def prepare(self, server: Server, control: StopControl) -> None:
+        """Before stop signals are taken: register :meth:`StopControl.on_stop` callbacks."""
+
+    def run(self, server: Server, control: StopControl) -> None:
+        """Serve until stopped; return once every thread started has finished."""
+        raise NotImplementedError
+
+    def serve_worker(self, server: Server, control: StopControl, worker: BlockingWorker) -> None:
+        """One worker's life: accept a client, serve it to its end, accept the next."""
+        accepting = self.accepting(server, control, worker)
+        server.worker_started(worker)
+        try:
+            while (accepted := accepting.accept()) is not None:
+                serve_connection(server, control, worker, *accepted)
+        finally:
+            server.worker_stopping(worker)

@@ -1,0 +1,126 @@
+"""Schemes 9 and 11: one loop per thread (muduo's model), optionally plus a pool.
+
+The main thread runs an acceptor loop; ``--workers N`` I/O threads each run their own
+loop, and every accepted connection is handed round-robin to one of them, where it
+stays for life. Each I/O thread then does what scheme 5 does — no locks, no hand-off
+per request — and the work spreads over N threads. With ``multi-reactor-pool``
+(scheme 11) the handlers additionally run in a shared pool of ``--threads`` threads;
+``--threads 0`` gives scheme 9 again, as the essay says.
+
+Python's GIL lets only one of these threads run Python code at a time, so N loops help
+where time is spent outside the interpreter (in the kernel, in C extensions, in
+blocking handlers) — which ``bench/`` lets a user check rather than assume.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import structlog
+from netcore.dispatch import Dispatcher
+from netcore.reactor.loop import EventLoop
+from netcore.reactor.poller import PollerLimitError
+from netcore.reactor.threads import start_thread
+from netcore.stats import WorkerStats
+
+from netcore_dispatch.executors import PoolExecutor
+from netcore_dispatch.inline import use_executor
+
+log = structlog.get_logger("netcore.dispatch")
+
+
+class MultiReactorDispatcher(Dispatcher):
+    """Scheme 9: an acceptor loop and ``--workers`` I/O loops, one loop per thread."""
+
+    name = "multi-reactor"
+    scheme = 9
+    multithread = True
+
+    def make_executor(self, server):
+        return None
+
+    def serve(self, server) -> str:
+        config = server.config
+        main_loop = EventLoop(server.new_poller(), name="acceptor")
+        accept_stats = WorkerStats(worker=0, pid=os.getpid())
+        executor = self.make_executor(server)
+        workers = []
+        for index in range(1, config.workers + 1):
+            worker = server.new_reactor_worker(EventLoop(server.new_poller(), name=f"io-{index}"), index=index)
+            worker.max_connections = None  # the acceptor loop is where a limit would apply
+            if executor is not None:
+                use_executor(worker, executor, server)
+            workers.append(worker)
+
+        running = len(workers)
+        reason = "stopped"
+        graceful_stop = True
+
+        def io_thread(worker) -> None:
+            server.worker_started(worker)
+            try:
+                worker.loop.run_forever()
+            finally:
+                server.worker_stopping(worker)
+                main_loop.call_soon_threadsafe(io_done)
+
+        def io_done() -> None:
+            nonlocal running
+            running -= 1
+            if running == 0:
+                main_loop.stop()
+
+        next_worker = itertools.cycle(workers).__next__
+
+        def hand_over(sock, peer) -> None:
+            worker = next_worker()
+            worker.loop.call_soon_threadsafe(adopt, worker, sock, peer)
+
+        def stop(why: str, graceful: bool) -> None:
+            nonlocal reason, graceful_stop
+            reason, graceful_stop = why, graceful
+            server.acceptor.stop_accepting()
+            for worker in workers:
+                worker.loop.call_soon_threadsafe(worker.stop, graceful)
+
+        threads = [start_thread(io_thread, w, name=f"netcore-io-{w.index}", daemon=False) for w in workers]
+        server.install_stop_signals(main_loop, stop)
+        server.acceptor.start(main_loop, server.listeners, hand_over, accept_stats)
+        try:
+            main_loop.run_forever()
+        finally:
+            for thread in threads:
+                thread.join()
+            for worker in workers:
+                worker.close()
+            main_loop.close()
+            if executor is not None:
+                executor.shutdown(wait=graceful_stop)
+            server.report_worker_stats(accept_stats)
+            for worker in workers:
+                server.report_worker_stats(worker.stats)
+        return reason
+
+
+def adopt(worker, sock, peer) -> None:
+    """On the I/O loop: take over a connection the acceptor loop handed us."""
+    try:
+        worker.add_connection(sock, peer)
+    except PollerLimitError as exc:
+        worker.stats.errors += 1
+        sock.close()
+        log.warning("connection.refused", worker=worker.index, reason=str(exc))
+
+
+class MultiReactorPoolDispatcher(MultiReactorDispatcher):
+    """Scheme 11: scheme 9 plus a pool of ``--threads`` handler threads (0: scheme 9)."""
+
+    name = "multi-reactor-pool"
+    scheme = 11
+
+    def make_executor(self, server):
+        config = server.config
+        if config.threads == 0:
+            return None
+        return PoolExecutor(config.threads, config.pool_queue)
