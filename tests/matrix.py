@@ -7,7 +7,6 @@ those are the server's own settings.)
 
 from __future__ import annotations
 
-
 import os
 
 ALL_POLLERS = ("select", "poll", "epoll-lt", "epoll-et")

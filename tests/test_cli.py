@@ -15,7 +15,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from netcore.testing.server_process import run_netcore
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,6 @@ import threading
 import time
 
 import pytest
-
 from netcore.protocol import Protocol
 from netcore.reactor.worker import ReactorWorker
 

@@ -9,9 +9,8 @@ import threading
 import time
 
 import pytest
-
 from netcore.reactor.poller import EVENT_READ
-from netcore.reactor.timers import TimerQueue, TimerHandle
+from netcore.reactor.timers import TimerHandle, TimerQueue
 
 
 def test_call_soon_runs_in_order_and_stop_returns(loop):

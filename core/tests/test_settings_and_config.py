@@ -1,7 +1,6 @@
 """Settings declared once, layered: defaults < TOML < NETCORE_* < command line."""
 
 import pytest
-
 from netcore.config import resolve
 from netcore.errors import SettingError, UsageError
 from netcore.settings import Settings

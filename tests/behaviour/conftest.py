@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from matrix import BOUNDED_DISPATCHES, args_for, combinations
 
 COMBINATIONS = [

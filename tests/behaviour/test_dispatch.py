@@ -10,13 +10,13 @@ time N x D: a behaviour that is either there or not, with a wide margin, not a s
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import threading
 import time
 
 import pytest
-
 from matrix import SERIAL_DISPATCHES
 
 DELAY = 0.5
@@ -149,3 +149,28 @@ def test_handler_error_closes_only_its_connection(start_server, combination, dis
     failures = [e for e in server.events if e.get("event") in ("connection.protocol_failed", "connection.handler_failed")]
     assert len(failures) == 1 and "handler failed on purpose" in str(failures[0])
     assert server.stopped_event()["stats"]["errors"] == 1
+
+
+def _threads_and_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/task")), len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_no_threads_or_fds_left_behind_by_clients(start_server, combination, dispatch):
+    """After clients leave, the server is back to the threads and fds it had before them."""
+    server = start_server(*combination, "--protocol", "echo")
+    workers = int(combination[combination.index("--workers") + 1]) if "--workers" in combination else 1
+    for index in range(workers):  # every worker fully set up: its loop, its fds
+        server.wait_event("worker.started", 10, worker=index + (1 if dispatch.startswith("multi-reactor") else 0))
+    baseline = _threads_and_fds(server.pid)
+    clients = 1 if dispatch in SERIAL_DISPATCHES else 20
+    socks = [socket.create_connection(server.address, timeout=30) for _ in range(clients)]
+    for i, sock in enumerate(socks):
+        sock.sendall(b"hello %d" % i)
+    for i, sock in enumerate(socks):
+        assert sock.recv(100) == b"hello %d" % i
+        sock.close()
+    deadline = time.monotonic() + 10
+    while _threads_and_fds(server.pid) != baseline:  # connection threads end after their client
+        assert time.monotonic() < deadline, f"{_threads_and_fds(server.pid)} != {baseline} (threads, fds)"
+        time.sleep(0.05)
+    assert server.stop() == 0

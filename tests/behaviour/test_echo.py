@@ -16,47 +16,7 @@ import threading
 import time
 
 import pytest
-
-TIMEOUT = 30.0
-
-
-def connect(address, *, bufsize=None):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if bufsize:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, bufsize)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, bufsize)
-    sock.settimeout(TIMEOUT)
-    sock.connect(address)
-    return sock
-
-
-def recv_exactly(sock, n):
-    parts, got = [], 0
-    while got < n:
-        chunk = sock.recv(min(n - got, 1 << 20))
-        if not chunk:
-            break
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)
-
-
-def roundtrip(sock, payload):
-    """Send and receive concurrently (a payload larger than the buffers would deadlock otherwise)."""
-    errors = []
-
-    def send():
-        try:
-            sock.sendall(payload)
-        except OSError as exc:
-            errors.append(exc)
-
-    sender = threading.Thread(target=send)
-    sender.start()
-    data = recv_exactly(sock, len(payload))
-    sender.join(TIMEOUT)
-    assert not errors, errors
-    return data
+from netcore.testing.clients import TIMEOUT, connect, recv_exactly, roundtrip
 
 
 @pytest.mark.parametrize("size", [1, 1000, 65536, 1_000_003, 5 * 1024 * 1024])

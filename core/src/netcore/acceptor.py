@@ -47,7 +47,7 @@ class Acceptor:
 
     name = "abstract"
 
-    def __init__(self, config: "Config") -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
 
     def bind(self, addresses: list[str], backlog: int) -> list[Listener]:
@@ -56,10 +56,10 @@ class Acceptor:
 
     def start(
         self,
-        loop: "EventLoop",
+        loop: EventLoop,
         listeners: list[Listener],
         on_connection: OnConnection,
-        stats: "WorkerStats",
+        stats: WorkerStats,
     ) -> None:
         """In a worker: watch the listeners on ``loop`` and hand each accepted socket on.
 
@@ -70,11 +70,11 @@ class Acceptor:
         """
         raise NotImplementedError
 
-    def pause_accepting(self, loop: "EventLoop") -> None:
+    def pause_accepting(self, loop: EventLoop) -> None:
         """Stop watching the listeners on ``loop`` for now (a connection limit was reached);
         new clients wait in the kernel's backlog. Loop thread only."""
 
-    def resume_accepting(self, loop: "EventLoop") -> None:
+    def resume_accepting(self, loop: EventLoop) -> None:
         """Watch the listeners on ``loop`` again after :meth:`pause_accepting`."""
 
     def stop_accepting(self) -> None:

@@ -51,7 +51,7 @@ class Config:
     def source(self, name: str) -> str:
         return self.sources[name]
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         """A copy with some values changed (source ``override``); for tests and dispatchers."""
         values = dict(self.values)
         sources = dict(self.sources)

@@ -39,7 +39,7 @@ def default_backlog() -> int:
 class CorePlugin:
     """Registered as ``netcore.core``: declares the host's settings."""
 
-    def __init__(self, host: "PluginHost") -> None:
+    def __init__(self, host: PluginHost) -> None:
         self.host = host
 
     def _names(self, family: str):
@@ -62,7 +62,7 @@ class CorePlugin:
         return "mutex" if values.get("dispatch") == "prefork" else "shared"
 
     @hookimpl
-    def netcore_add_settings(self, settings: "Settings") -> None:
+    def netcore_add_settings(self, settings: Settings) -> None:
         add = settings.add
         add("bind", "list", [DEFAULT_BIND],
             "address to listen on: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N; repeat for several "

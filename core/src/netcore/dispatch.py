@@ -27,9 +27,9 @@ class Dispatcher:
     multithread = False
     multiprocess = False
 
-    def __init__(self, config: "Config") -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
 
-    def serve(self, server: "Server") -> str:
+    def serve(self, server: Server) -> str:
         """Serve until stopped; return the reason (``"signal SIGTERM"``)."""
         raise NotImplementedError

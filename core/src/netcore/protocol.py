@@ -20,11 +20,11 @@ if TYPE_CHECKING:
 class Protocol:
     """Base class of protocol plugins; subclass and implement :meth:`data_received`."""
 
-    def __init__(self, connection: "Connection") -> None:
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
 
     @classmethod
-    def configure(cls, config: "Config") -> Callable[["Connection"], "Protocol"]:
+    def configure(cls, config: Config) -> Callable[[Connection], Protocol]:
         """Called once at assembly; returns the per-connection factory.
 
         Override to read settings or build state shared by all connections (a keyspace, a

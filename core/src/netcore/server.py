@@ -30,7 +30,7 @@ STOP_SIGNALS = ((signal.SIGTERM, True), (signal.SIGINT, False), (signal.SIGQUIT,
 class Server:
     """One configured combination of poller, acceptor, dispatcher and protocol."""
 
-    def __init__(self, assembly: "Assembly", hook: Any) -> None:
+    def __init__(self, assembly: Assembly, hook: Any) -> None:
         config = assembly.config
         self.assembly = assembly
         self.config = config
@@ -57,7 +57,7 @@ class Server:
             "linger_timeout": c.linger_timeout,
         }
 
-    def new_reactor_worker(self, loop: "EventLoop", index: int = 0) -> ReactorWorker:
+    def new_reactor_worker(self, loop: EventLoop, index: int = 0) -> ReactorWorker:
         return ReactorWorker(
             loop,
             self.protocol_factory,
@@ -81,12 +81,14 @@ class Server:
             early, self._early_stop = self._early_stop, None
             self._deliver_stop(*early)
 
-    def install_stop_signals(self, loop: "EventLoop", stop: Callable[[str, bool], None]) -> None:
+    def install_stop_signals(self, loop: EventLoop, stop: Callable[[str, bool], None]) -> None:
         """:meth:`set_stop_handler` for a dispatcher whose main thread runs ``loop``."""
         loop.enable_signal_wakeup()
         self.set_stop_handler(lambda reason, graceful: loop.call_soon_threadsafe(stop, reason, graceful))
 
     def worker_started(self, worker: Any) -> None:
+        """Called by a dispatcher once a worker is fully set up and about to serve."""
+        log.info("worker.started", pid=os.getpid(), worker=getattr(worker, "index", 0))
         self.hook.netcore_worker_started(worker=worker)
 
     def worker_stopping(self, worker: Any) -> None:

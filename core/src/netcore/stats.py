@@ -46,7 +46,7 @@ class WorkerStats:
         return attrs.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, int]) -> "WorkerStats":
+    def from_dict(cls, data: dict[str, int]) -> WorkerStats:
         known = {f.name for f in attrs.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -19,10 +19,9 @@ import threading
 import time
 
 import pytest
+from netcore.testing.clients import TIMEOUT, connect, recv_exactly, roundtrip
 from netcore.testing.server_process import ServerProcess, run_netcore
 
-#: Bound on every socket wait: only a broken server gets near it.
-TIMEOUT = 30.0
 #: ``--set echo_delay``: each request's handler sleeps this long.
 DELAY = 0.3
 
@@ -32,21 +31,6 @@ SCHEMES = {
     "threading": ([], 20),
     "prethread-blocking": (["--workers", "4"], 4),
 }
-
-
-@pytest.fixture
-def start_server():
-    """``start_server(*args)`` starts a server; every one started is killed at teardown."""
-    started: list[ServerProcess] = []
-
-    def start(*args: str, **kwargs) -> ServerProcess:
-        server = ServerProcess(*args, **kwargs)
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.__exit__(None, None, None)
 
 
 @pytest.fixture(params=sorted(SCHEMES))
@@ -59,46 +43,6 @@ def serve_args(scheme: str, *more: str) -> list[str]:
 
 
 # -- client helpers ------------------------------------------------------------------------
-
-
-def connect(address, *, bufsize=None) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if bufsize:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, bufsize)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, bufsize)
-    sock.settimeout(TIMEOUT)
-    sock.connect(address)
-    return sock
-
-
-def recv_exactly(sock: socket.socket, n: int) -> bytes:
-    """Up to ``n`` bytes: fewer only if the peer closed first."""
-    parts, got = [], 0
-    while got < n:
-        chunk = sock.recv(min(n - got, 1 << 20))
-        if not chunk:
-            break
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)
-
-
-def roundtrip(sock: socket.socket, payload: bytes) -> bytes:
-    """Send and receive concurrently (a payload larger than the buffers would deadlock otherwise)."""
-    errors = []
-
-    def send():
-        try:
-            sock.sendall(payload)
-        except OSError as exc:
-            errors.append(exc)
-
-    sender = threading.Thread(target=send)
-    sender.start()
-    data = recv_exactly(sock, len(payload))
-    sender.join(TIMEOUT)
-    assert not errors, errors
-    return data
 
 
 def run_clients(count: int, client) -> list:

@@ -50,7 +50,7 @@ PEER_GONE = (ConnectionError, TimeoutError, OSError)
 class ConnectionOwner:
     """What a connection reports to: its worker's counters and connection table."""
 
-    def connection_closed(self, connection: "Connection") -> None:  # pragma: no cover - interface
+    def connection_closed(self, connection: Connection) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
     def count_error(self) -> None:  # pragma: no cover - interface
@@ -77,9 +77,9 @@ class Connection:
 
     def __init__(
         self,
-        loop: "EventLoop",
+        loop: EventLoop,
         sock: socket.socket,
-        protocol_factory: Callable[["Connection"], Any],
+        protocol_factory: Callable[[Connection], Any],
         owner: ConnectionOwner,
         *,
         peer: Any = None,

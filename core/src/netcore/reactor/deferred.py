@@ -36,10 +36,10 @@ class Executor:
     The job it is given is ``job()``: run it on a worker thread; it never raises.
     """
 
-    def submit(self, connection: "DeferredConnection", job: Callable[[], None]) -> bool:
+    def submit(self, connection: DeferredConnection, job: Callable[[], None]) -> bool:
         raise NotImplementedError
 
-    def connection_closed(self, connection: "DeferredConnection") -> None:
+    def connection_closed(self, connection: DeferredConnection) -> None:
         """The connection is gone (thread-per-connection executors end its thread)."""
 
     def shutdown(self, wait: bool = True) -> None:

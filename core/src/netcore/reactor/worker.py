@@ -33,7 +33,7 @@ class ReactorWorker(ConnectionOwner):
 
     def __init__(
         self,
-        loop: "EventLoop",
+        loop: EventLoop,
         protocol_factory: Callable[[Connection], Any],
         *,
         index: int = 0,
@@ -56,7 +56,7 @@ class ReactorWorker(ConnectionOwner):
         self._deadline_timer = None
 
     # -- accepting ---------------------------------------------------------------------
-    def start_accepting(self, acceptor: "Acceptor", listeners: list["Listener"]) -> None:
+    def start_accepting(self, acceptor: Acceptor, listeners: list[Listener]) -> None:
         self._acceptor = acceptor
         acceptor.start(self.loop, listeners, self.add_connection, self.stats)
 

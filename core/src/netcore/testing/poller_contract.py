@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from netcore.reactor.poller import EVENT_RDHUP, EVENT_ERROR, EVENT_READ, EVENT_WRITE, Poller, PollerLimitError
+from netcore.reactor.poller import EVENT_ERROR, EVENT_RDHUP, EVENT_READ, EVENT_WRITE, Poller, PollerLimitError
 
 #: How long to wait for an event that must come; only a broken poller waits this long.
 PATIENCE = 5.0

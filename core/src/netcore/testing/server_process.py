@@ -45,7 +45,7 @@ class ServerProcess:
         self.returncode: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=self.env, cwd=self.cwd, text=True,
                                      preexec_fn=self.preexec_fn)
@@ -54,7 +54,7 @@ class ServerProcess:
         self.started = self.wait_event("server.started", STARTUP_TIMEOUT)
         return self
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

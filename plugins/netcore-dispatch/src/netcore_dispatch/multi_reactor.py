@@ -84,9 +84,9 @@ class MultiReactorDispatcher(Dispatcher):
             for worker in workers:
                 worker.loop.call_soon_threadsafe(worker.stop, graceful)
 
-        threads = [start_thread(io_thread, w, name=f"netcore-io-{w.index}", daemon=False) for w in workers]
         server.install_stop_signals(main_loop, stop)
         server.acceptor.start(main_loop, server.listeners, hand_over, accept_stats)
+        threads = [start_thread(io_thread, w, name=f"netcore-io-{w.index}", daemon=False) for w in workers]
         try:
             main_loop.run_forever()
         finally:
