@@ -138,6 +138,33 @@ class Connection:
                 # level-triggered poller would report it forever: the peer has reset.
                 self.abort(ConnectionResetError("connection reset while not reading"))
             return
+        if self._edge:
+            self._drain_edge(mask)
+            return
+        # Level-triggered: one read per event; the poller reports again if more is waiting.
+        try:
+            data = self._recv(self._recv_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except PEER_GONE as exc:
+            self.abort(exc)
+            return
+        if not data:
+            self._on_eof()
+            return
+        self.bytes_received += len(data)
+        try:
+            self.protocol.data_received(data)
+        except Exception as exc:
+            self._protocol_failed(exc)
+
+    def _drain_edge(self, mask: int) -> None:
+        """Edge-triggered reading: the one place that knows to read on.
+
+        Read again only if the buffer came back full, because a short read already
+        proved the socket drained (saves a failing recv and its exception per event) --
+        unless the event said the peer shut down: its FIN gets no edge of its own.
+        """
         recv = self._recv
         size = self._recv_size
         while True:
@@ -158,11 +185,7 @@ class Connection:
             except Exception as exc:
                 self._protocol_failed(exc)
                 return
-            # Level-triggered: one read per event; the poller reports again if more is
-            # waiting. Edge-triggered: read again only if the buffer was full, because a
-            # short read already proved the socket drained (saves a failing recv + raise)
-            # -- unless the event said the peer shut down: its FIN gets no edge of its own.
-            if not self._edge or not self._interest & EVENT_READ:
+            if not self._interest & EVENT_READ:
                 return
             if n < size and not mask & EVENT_CLOSING:
                 return
@@ -324,12 +347,8 @@ class Connection:
         Input already in the kernel's buffer was sent before the stop; reading it now and
         answering it is what "finish in-flight requests" means for a stream protocol.
         """
-        if self._state == _OPEN and not self._eof and not self._paused:
-            edge, self._edge = self._edge, True  # read until EAGAIN, whatever the poller
-            try:
-                self._on_event(EVENT_READ | EVENT_RDHUP)
-            finally:
-                self._edge = edge
+        if self._state == _OPEN and not self._eof and self._interest & EVENT_READ:
+            self._drain_edge(EVENT_RDHUP)  # read until EAGAIN, whatever the poller
         if self._state == _OPEN:
             try:
                 self.protocol.stop_requested()
