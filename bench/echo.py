@@ -567,7 +567,7 @@ def format_table(rows: list[dict[str, Any]], rounds: int) -> str:
                 ms(r["messages_per_s"], ",.0f"),
                 ms(r["p99_us"], ".0f"),
                 ms(r["server_cpu_us_per_msg"], ".2f"),
-                f"{r['cpu_per_msg_ratio']:.2f}x",
+                f"{r['cpu_per_msg_ratio']:.2f}x" if "cpu_per_msg_ratio" in r else "-",
                 f"{r['server_cpu_percent']['median']:.0f}",
                 f"{g['median']:.0f} ({g['max']:.0f})",
                 f"{r['ok_runs']}/{rounds}",

@@ -210,3 +210,10 @@ def test_core_alone_says_no_plugins_and_how_to_get_them(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "No plugins installed" in result.stdout
     assert "pip install" in result.stdout
+
+
+def test_settings_table_in_docs_is_current():
+    """docs/configuration.md's table is generated from the declarations; it must not drift."""
+    result = subprocess.run([sys.executable, str(REPO / "docs" / "gen_settings_table.py"), "--check"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
