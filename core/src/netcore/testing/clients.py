@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 #: Bound on every blocking call of these clients; only a broken server gets near it.
 TIMEOUT = 30.0
@@ -53,3 +54,18 @@ def roundtrip(sock: socket.socket, payload: bytes, timeout: float = TIMEOUT) -> 
     sender.join(timeout)
     assert not errors, errors
     return data
+
+
+def wait_until_served(address: tuple[str, int], payload: bytes = b"again", timeout: float = 10.0) -> None:
+    """Connect and echo ``payload`` until a server answers it (after an overload it may
+    refuse a few first); fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with connect(address) as sock:
+            sock.sendall(payload)
+            try:
+                if recv_exactly(sock, len(payload)) == payload:
+                    return
+            except ConnectionResetError:
+                pass
+        assert time.monotonic() < deadline, f"not served again within {timeout}s"

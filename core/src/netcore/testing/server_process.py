@@ -152,6 +152,13 @@ class ServerProcess:
         return self.wait_event("server.stopped", 1.0)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far, from /proc (threads included)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_netcore(*args: str, env: dict[str, str] | None = None, cwd: str | None = None,
                 timeout: float = 60.0) -> subprocess.CompletedProcess:
     """Run a short ``netcore`` command (``plugins``, ``config``) and capture its output."""
