@@ -174,3 +174,27 @@ def test_no_threads_or_fds_left_behind_by_clients(start_server, combination, dis
         assert time.monotonic() < deadline, f"{_threads_and_fds(server.pid)} != {baseline} (threads, fds)"
         time.sleep(0.05)
     assert server.stop() == 0
+
+
+def test_connection_limit_leaves_clients_waiting_then_serves_them(start_server, combination, dispatch):
+    """At --max-connections a worker stops watching its listener: the next client waits in
+    the backlog (neither refused nor served) and is served once a connection closes."""
+    if dispatch not in ("inline", "thread", "thread-per-connection", "pool", "threading"):
+        pytest.skip("the limit applies per accepting worker: single-reactor schemes and threading")
+    server = start_server(*combination, "--protocol", "echo", "--max-connections", "2")
+    first, second = (socket.create_connection(server.address, timeout=30) for _ in range(2))
+    for sock in (first, second):
+        sock.sendall(b"in")
+        assert sock.recv(10) == b"in"
+    third = socket.create_connection(server.address, timeout=30)  # the kernel completes it
+    third.sendall(b"wait")
+    third.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        third.recv(10)  # not accepted while two are open
+    third.settimeout(30)
+    first.close()
+    assert third.recv(10) == b"wait"  # accepted once one closed
+    for sock in (second, third):
+        sock.close()
+    assert server.stop() == 0
+    assert server.stopped_event()["stats"]["connections_accepted"] == 3

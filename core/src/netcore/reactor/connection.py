@@ -392,7 +392,7 @@ class Connection:
         self._finish_close(exc)
 
     def _protocol_failed(self, exc: BaseException) -> None:
-        log.error("connection.protocol_failed", fd=self.fd, peer=_peer_text(self.peer), exc_info=exc)
+        log.error("connection.protocol_failed", fd=self.fd, peer=peer_text(self.peer), exc_info=exc)
         self.owner.count_error()
         self.abort(exc)
 
@@ -422,10 +422,11 @@ class Connection:
 
     def __repr__(self) -> str:
         state = ("open", "closing", "lingering", "closed")[self._state]
-        return f"<Connection fd={self.fd} peer={_peer_text(self.peer)} {state}>"
+        return f"<Connection fd={self.fd} peer={peer_text(self.peer)} {state}>"
 
 
-def _peer_text(peer: Any) -> str:
+def peer_text(peer: Any) -> str:
+    """``127.0.0.1:5000``, ``[::1]:5000``, a Unix path, or ``-``: a peer as logs show it."""
     if isinstance(peer, tuple) and len(peer) >= 2:
         host = peer[0]
         return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
 from netcore.dispatch import Dispatcher
-from netcore.reactor.connection import PAUSED_BY_PROTOCOL, ConnectionOwner
+from netcore.reactor.connection import PAUSED_BY_PROTOCOL, ConnectionOwner, peer_text
 from netcore.reactor.threads import start_thread
 from netcore.server import STOP_SIGNALS
 from netcore.stats import WorkerStats
@@ -70,13 +70,6 @@ _SKIP = frozenset(
 )
 _NO_FDS = frozenset((errno.EMFILE, errno.ENFILE))
 _NO_MEMORY = frozenset((errno.ENOBUFS, errno.ENOMEM))
-
-
-def peer_text(peer: Any) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host = peer[0]
-        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
-    return str(peer) if peer else "-"
 
 
 # -- the connection -----------------------------------------------------------------------
