@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     from netcore.config import Config
     from netcore.reactor.connection import Connection
+    from netcore.server import Server
 
 
 class Protocol:
@@ -31,6 +32,16 @@ class Protocol:
         WSGI app). The default is the class itself.
         """
         return cls
+
+    @classmethod
+    def for_server(cls, server: Server) -> Callable[[Connection], Protocol]:
+        """What the server calls at assembly; the default is :meth:`configure`.
+
+        Override instead of ``configure`` when the protocol must know how the server
+        runs, not only its settings: WSGI's ``wsgi.multithread``/``wsgi.multiprocess``
+        follow ``server.dispatcher.multithread``/``multiprocess``.
+        """
+        return cls.configure(server.config)
 
     def connection_made(self) -> None:
         """The connection is registered on its loop."""

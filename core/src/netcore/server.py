@@ -39,7 +39,7 @@ class Server:
         self.poller_class = loaded.get("poller")
         self.acceptor = loaded["acceptor"](config, **assembly.acceptor.kwargs)
         self.dispatcher = loaded["dispatch"](config, **assembly.dispatch.kwargs)
-        self.protocol_factory = loaded["protocol"].configure(config)
+        self.protocol_factory = loaded["protocol"].for_server(self)
         self.listeners: list[Listener] = []
         self.worker_stats: list[WorkerStats] = []
         self.pid = os.getpid()
