@@ -170,3 +170,129 @@ def test_cross_thread_calls_from_many_threads_are_never_lost(loop):
     for w in workers:
         w.join()
     assert len(done) == per_thread * threads
+
+
+# -- prepare callbacks (libev's prepare watchers) -------------------------------------------
+class _CountingPoller:
+    """Wraps the fixture's poller to record each poll's timeout: what prepare may cap."""
+
+    def __init__(self, loop):
+        self.timeouts: list[float | None] = []
+        self._poll = loop.poller.poll
+        loop.poller.poll = self.poll
+
+    def poll(self, timeout):
+        self.timeouts.append(timeout)
+        return self._poll(timeout)
+
+
+def test_prepare_runs_once_per_iteration_before_the_poll(loop):
+    spy = _CountingPoller(loop)
+    calls: list[int] = []
+
+    def prepare():
+        calls.append(len(spy.timeouts))  # how many polls happened before this call
+        if len(calls) == 3:
+            loop.stop()
+
+    loop.add_prepare(prepare)
+    loop.call_later(0.01, lambda: None)  # iterations that poll with a timer pending
+    loop.call_later(0.02, lambda: None)
+    loop.run_forever()
+    # Before the first, second and third poll: always exactly one call per iteration.
+    assert calls == [0, 1, 2]
+    assert len(spy.timeouts) == 3
+
+
+def test_prepare_return_value_caps_the_poll_timeout(loop):
+    spy = _CountingPoller(loop)
+    iterations = 0
+
+    def prepare():
+        nonlocal iterations
+        iterations += 1
+        if iterations == 4:
+            loop.stop()
+        return 0.005 if iterations < 3 else None
+
+    loop.add_prepare(prepare)
+    loop.add_prepare(lambda: 0.5)  # the smaller cap of several wins
+    start = time.monotonic()
+    loop.run_forever()
+    # Nothing else is pending: without prepare the loop would block forever in poll(None).
+    assert spy.timeouts[:2] == [0.005, 0.005]
+    assert spy.timeouts[2] == 0.5
+    assert time.monotonic() - start < 5
+
+
+def test_prepare_cap_never_lengthens_a_nearer_timer_or_ready_work(loop):
+    spy = _CountingPoller(loop)
+    fired = []
+    loop.add_prepare(lambda: 10.0)
+    loop.call_later(0.01, fired.append, "timer")
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert fired == ["timer"]
+    assert all(t is not None and t <= 0.02 for t in spy.timeouts), spy.timeouts
+
+    spy.timeouts.clear()
+
+    def prepare_adds_work():
+        loop.call_soon(loop.stop)  # work queued by prepare: this iteration must not block
+        return 10.0
+
+    loop.remove_prepare(loop._prepare[0])
+    loop.add_prepare(prepare_adds_work)
+    loop.run_forever()
+    assert spy.timeouts == [0]
+
+
+def test_remove_prepare_from_inside_and_unknown_callbacks(loop):
+    seen = []
+
+    def once():
+        seen.append("once")
+        loop.remove_prepare(once)
+
+    def stop_on_second():
+        seen.append("other")
+        if seen.count("other") == 2:
+            loop.stop()
+
+    loop.add_prepare(once)
+    loop.add_prepare(stop_on_second)
+    loop.remove_prepare(print)  # never added: ignored
+    loop.call_soon(lambda: None)  # keeps the first poll from blocking
+    loop.run_forever()
+    assert seen == ["once", "other", "other"]
+
+
+def test_failing_prepare_is_logged_and_the_loop_goes_on(loop):
+    import structlog
+
+    runs = 0
+
+    def broken():
+        nonlocal runs
+        runs += 1
+        if runs == 2:
+            loop.stop()
+        raise RuntimeError("prepare bug")
+
+    loop.add_prepare(broken)
+    loop.add_prepare(lambda: 0.001)  # keeps iterations short after the failure
+    with structlog.testing.capture_logs() as logs:
+        loop.run_forever()
+    assert runs == 2
+    assert [e["event"] for e in logs] == ["loop.prepare_failed", "loop.prepare_failed"]
+
+
+def test_without_prepare_the_loop_never_calls_run_prepare(loop, monkeypatch):
+    """The per-iteration cost when unused is one truthiness check, never a call."""
+
+    def fail():
+        raise AssertionError("_run_prepare called with no prepare callback")
+
+    monkeypatch.setattr(loop, "_run_prepare", fail)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()

@@ -5,6 +5,19 @@ runs once, in the process that owns the addresses (before any fork), and
 :meth:`Acceptor.start` runs in every worker, putting the listeners into that worker's loop.
 The herd, the accept mutex, EPOLLEXCLUSIVE and SO_REUSEPORT are all differences in
 those two methods.
+
+A master process (the multi-process schemes) calls three more, in this order, so that
+an acceptor can give each worker something of its own:
+
+1. :meth:`Acceptor.listeners_for_worker` in the master, before forking the worker that
+   occupies a *slot* (0..N-1; a replacement for a dead or retired worker reuses its
+   predecessor's slot);
+2. :meth:`Acceptor.worker_forked` in the child right after the fork;
+3. :meth:`Acceptor.start` in the worker, with the listeners step 1 returned;
+
+and :meth:`Acceptor.retire_slot` in the master when a slot goes away for good (TTOU).
+In-process schemes call none of them: they run ``start`` with the listeners ``bind``
+returned, which every acceptor must accept as slot 0's.
 """
 
 from __future__ import annotations
@@ -53,6 +66,26 @@ class Acceptor:
     def bind(self, addresses: list[str], backlog: int) -> list[Listener]:
         """Create, bind and listen (or adopt inherited sockets). Runs once, before workers start."""
         raise NotImplementedError
+
+    def listeners_for_worker(self, listeners: list[Listener], slot: int) -> list[Listener]:
+        """Master, before forking the worker of ``slot``: the listeners that worker uses.
+
+        ``listeners`` is what :meth:`bind` returned. The default shares them with every
+        worker; ``reuseport`` gives each slot sockets of its own, kept in the master
+        across worker generations.
+        """
+        return listeners
+
+    def worker_forked(self, listeners: list[Listener], slot: int) -> None:
+        """Child, right after the fork: ``listeners`` is what :meth:`listeners_for_worker` returned.
+
+        The place to close inherited sockets that are not this worker's (a child holding
+        a retired slot's socket would keep it alive, with its queued connections never
+        accepted) and to reset per-process state such as locks. Default: nothing.
+        """
+
+    def retire_slot(self, slot: int) -> None:
+        """Master: ``slot`` is removed for good (one worker less). Default: nothing."""
 
     def start(
         self,

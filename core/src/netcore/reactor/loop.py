@@ -50,6 +50,9 @@ class EventLoop:
         self._wake_pending = False
         self._waker = Waker()
         self.register(self._waker.fileno(), EVENT_READ, self._on_wake)
+        #: Prepare callbacks (libev's prepare watchers), run once per iteration before the
+        #: poll. Empty for nearly every loop: the iteration then pays one truthiness check.
+        self._prepare: list[Callable[[], float | None]] = []
 
     # -- file descriptors ---------------------------------------------------------------
     def register(self, fd: int, events: int, handler: Handler) -> None:
@@ -87,6 +90,25 @@ class EventLoop:
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
         return self._timers.push(TimerHandle(when, callback, args))
+
+    def add_prepare(self, callback: Callable[[], float | None]) -> None:
+        """Run ``callback()`` once per iteration, just before the loop polls. Loop thread only.
+
+        libev's prepare watcher: the place for work that must happen every iteration and
+        only there — the accept mutex tries its lock here, and gives it up after an
+        iteration that accepted. A callback may return a number of seconds to cap this
+        iteration's poll timeout (a worker that does not hold the lock must look again
+        soon); ``None`` leaves the timeout alone. Callbacks added while the callbacks run
+        start with the next iteration.
+        """
+        self._prepare.append(callback)
+
+    def remove_prepare(self, callback: Callable[[], float | None]) -> None:
+        """Stop running ``callback`` before each poll; a callback never added is ignored."""
+        try:
+            self._prepare.remove(callback)
+        except ValueError:
+            pass
 
     def is_running(self) -> bool:
         """True between the start and the end of :meth:`run_forever`."""
@@ -175,10 +197,13 @@ class EventLoop:
         timers = self._timers
         heap = timers._heap  # read directly: a len() or method call per iteration is measurable
         monotonic = time.monotonic
+        prepare = self._prepare
         try:
             while not self._stopping:
-                if ready:
-                    timeout: float | None = 0
+                if prepare:
+                    timeout: float | None = self._run_prepare()
+                elif ready:
+                    timeout = 0
                 elif heap:
                     deadline = timers.next_deadline()
                     timeout = None if deadline is None else max(0.0, deadline - monotonic())
@@ -202,6 +227,27 @@ class EventLoop:
                         self._run_callback(callback, args)
         finally:
             self._running = False
+
+    def _run_prepare(self) -> float | None:
+        """Run the prepare callbacks, then compute the poll timeout (they may add work)."""
+        cap: float | None = None
+        for callback in tuple(self._prepare):  # a callback may remove itself
+            try:
+                wanted = callback()
+            except Exception:
+                log.exception("loop.prepare_failed", loop=self.name, callback=repr(callback))
+                continue
+            if wanted is not None and (cap is None or wanted < cap):
+                cap = max(0.0, wanted)
+        if self._ready:
+            return 0
+        timeout = None
+        deadline = self._timers.next_deadline() if self._timers._heap else None
+        if deadline is not None:
+            timeout = max(0.0, deadline - time.monotonic())
+        if cap is not None and (timeout is None or cap < timeout):
+            timeout = cap
+        return timeout
 
     def close(self) -> None:
         self.remove_signal_handlers()

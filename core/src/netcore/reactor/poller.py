@@ -24,6 +24,12 @@ EVENT_ERROR = getattr(_select, "POLLERR", 8) | getattr(_select, "POLLHUP", 16)
 EVENT_RDHUP = getattr(_select, "EPOLLRDHUP", getattr(_select, "POLLRDHUP", 0x2000))
 #: Any of these in a mask means: read on to EOF or the error, do not stop at a short read.
 EVENT_CLOSING = EVENT_ERROR | EVENT_RDHUP
+#: A registration flag, not an event: of several pollers (processes) watching the same fd
+#: with this flag, the kernel wakes one (or a few) per event instead of all of them —
+#: ``EPOLLEXCLUSIVE`` (Linux 4.5), the cure for the thundering herd on a shared listener.
+#: Only pollers with :attr:`Poller.supports_exclusive` accept it, and only in
+#: :meth:`Poller.register`; the others refuse it with :class:`PollerFlagError`.
+EVENT_EXCLUSIVE = getattr(_select, "EPOLLEXCLUSIVE", 1 << 28)
 
 
 class PollerLimitError(ValueError):
@@ -32,6 +38,18 @@ class PollerLimitError(ValueError):
     Raised by :meth:`Poller.register` so that the caller can refuse one connection with a
     clear message instead of the whole loop failing later inside ``select()``.
     """
+
+
+class PollerFlagError(ValueError):
+    """The poller cannot honour a registration flag (``EVENT_EXCLUSIVE`` on ``select``/``poll``)."""
+
+
+def refuse_exclusive(poller: Poller, fd: int) -> PollerFlagError:
+    """The error a poller without ``EPOLLEXCLUSIVE`` raises when asked for it: says what to use."""
+    return PollerFlagError(
+        f"the {poller.name} poller cannot register fd {fd} with EVENT_EXCLUSIVE (EPOLLEXCLUSIVE "
+        "exists only for epoll); use --poller epoll-lt or --poller epoll-et"
+    )
 
 
 class Poller:
@@ -51,13 +69,25 @@ class Poller:
     edge_triggered: bool = False
     #: Highest fd + 1 the poller can watch, or None for no limit of its own.
     max_fd: int | None = None
+    #: True if :meth:`register` accepts :data:`EVENT_EXCLUSIVE`.
+    supports_exclusive: bool = False
 
     def register(self, fd: int, events: int) -> None:
-        """Start watching ``fd`` for ``events``. Raises :class:`PollerLimitError` past :attr:`max_fd`."""
+        """Start watching ``fd`` for ``events``. Raises :class:`PollerLimitError` past :attr:`max_fd`.
+
+        ``events`` may include :data:`EVENT_EXCLUSIVE` where :attr:`supports_exclusive` is
+        true; elsewhere that raises :class:`PollerFlagError` and registers nothing.
+        """
         raise NotImplementedError
 
     def modify(self, fd: int, events: int) -> None:
-        """Change what ``fd`` is watched for (``0`` keeps it registered but silent)."""
+        """Change what ``fd`` is watched for (``0`` keeps it registered but silent).
+
+        An exclusive registration stays exclusive (the kernel forbids changing it in
+        place, so an epoll poller unregisters and registers it again);
+        :data:`EVENT_EXCLUSIVE` in ``events`` is ignored here: exclusivity is chosen at
+        :meth:`register`.
+        """
         raise NotImplementedError
 
     def unregister(self, fd: int) -> None:

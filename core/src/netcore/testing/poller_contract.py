@@ -24,7 +24,16 @@ import time
 
 import pytest
 
-from netcore.reactor.poller import EVENT_ERROR, EVENT_RDHUP, EVENT_READ, EVENT_WRITE, Poller, PollerLimitError
+from netcore.reactor.poller import (
+    EVENT_ERROR,
+    EVENT_EXCLUSIVE,
+    EVENT_RDHUP,
+    EVENT_READ,
+    EVENT_WRITE,
+    Poller,
+    PollerFlagError,
+    PollerLimitError,
+)
 
 #: How long to wait for an event that must come; only a broken poller waits this long.
 PATIENCE = 5.0
@@ -421,6 +430,54 @@ class PollerContract:
         self.poller.register(a.fileno(), EVENT_WRITE)
         assert self.poll_dict(0).get(a.fileno(), 0) & EVENT_WRITE
         assert a.fileno() not in self.poll_dict(0)
+
+    # -- the EVENT_EXCLUSIVE registration flag -------------------------------------------------
+    def test_exclusive_refused_clearly_where_unsupported(self):
+        if self.poller.supports_exclusive:
+            pytest.skip(f"{self.poller!r} supports EVENT_EXCLUSIVE")
+        listener = self.tcp_listener()
+        with pytest.raises(PollerFlagError) as info:
+            self.poller.register(listener.fileno(), EVENT_READ | EVENT_EXCLUSIVE)
+        assert isinstance(info.value, ValueError)
+        message = str(info.value)
+        assert "EVENT_EXCLUSIVE" in message and "epoll" in message and self.poller.name in message
+        with pytest.raises(KeyError):
+            self.poller.unregister(listener.fileno())  # nothing was half-registered
+        self.poller.register(listener.fileno(), EVENT_READ)  # the plain registration still works
+
+    def test_exclusive_listener_reports_a_waiting_connection(self):
+        if not self.poller.supports_exclusive:
+            pytest.skip(f"{self.poller!r} has no EVENT_EXCLUSIVE")
+        listener = self.tcp_listener()
+        other = self.new_poller()  # a second watcher of the same listener, as another worker's
+        for poller in (self.poller, other):
+            poller.register(listener.fileno(), EVENT_READ | EVENT_EXCLUSIVE)
+        client = socket.create_connection(listener.getsockname(), timeout=PATIENCE)
+        self._cleanups.append(client.close)
+        mask = self.wait_for(listener.fileno())
+        assert mask & EVENT_READ and not mask & EVENT_EXCLUSIVE, f"the flag is not an event: {mask:#x}"
+
+    def test_exclusive_registration_can_change_its_mask(self):
+        """epoll refuses EPOLL_CTL_MOD on an exclusive fd; modify() must still work."""
+        if not self.poller.supports_exclusive:
+            pytest.skip(f"{self.poller!r} has no EVENT_EXCLUSIVE")
+        a, b = self.socketpair()
+        fd = a.fileno()
+        self.poller.register(fd, EVENT_READ | EVENT_EXCLUSIVE)
+        assert fd not in self.poll_dict(0)
+        self.poller.modify(fd, EVENT_READ | EVENT_WRITE)
+        assert self.poll_dict(0)[fd] & EVENT_WRITE
+        self.poller.modify(fd, 0)
+        assert fd not in self.poll_dict(0)
+        self.poller.modify(fd, EVENT_READ)
+        b.send(b"x")
+        assert self.wait_for(fd) & EVENT_READ
+        self.poller.unregister(fd)
+        with pytest.raises(KeyError):
+            self.poller.modify(fd, EVENT_READ)
+        self.poller.register(fd, EVENT_READ)  # registered again, plainly this time
+        self.poller.modify(fd, EVENT_WRITE)
+        assert self.poll_dict(0)[fd] == EVENT_WRITE
 
     # -- resources ------------------------------------------------------------------------
     def test_no_fds_leak(self):

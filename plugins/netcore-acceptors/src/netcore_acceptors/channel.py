@@ -131,12 +131,17 @@ class AcceptChannel:
         stats: WorkerStats,
         *,
         max_batch: int = MAX_BATCH,
+        events: int = EVENT_READ,
     ) -> None:
         self.loop = loop
         self.listener = listener
         self.on_connection = on_connection
         self.stats = stats
         self.max_batch = max_batch
+        #: The registration mask: EVENT_READ, plus EVENT_EXCLUSIVE for ``exclusive``. The
+        #: channel never modifies a registration (holding and pausing unregister), so an
+        #: exclusive one, which epoll cannot modify, needs nothing special here.
+        self.events = events
         #: Read once: the poller does not change under a running loop.
         self.edge_triggered = bool(getattr(loop.poller, "edge_triggered", False))
         self.fd = listener.fileno()
@@ -150,7 +155,7 @@ class AcceptChannel:
         self._resume_timer: TimerHandle | None = None
         self._log = RateLimitedLog()
         try:
-            loop.register(self.fd, EVENT_READ, self.handle_read)
+            loop.register(self.fd, self.events, self.handle_read)
         except BaseException:
             self._close_spare()
             raise
@@ -288,7 +293,7 @@ class AcceptChannel:
         if self._spare is None:
             self._spare = _open_spare()
         try:
-            self.loop.register(self.fd, EVENT_READ, self.handle_read)
+            self.loop.register(self.fd, self.events, self.handle_read)
         except (OSError, ValueError) as exc:
             # The listener was closed under us: nothing left to watch.
             self.closed = True

@@ -15,6 +15,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from netcore.acceptor import Acceptor, Listener, OnConnection
+from netcore.reactor.poller import EVENT_READ
 
 from netcore_acceptors.channel import MAX_BATCH, AcceptChannel
 from netcore_acceptors.listeners import close_listeners, open_listeners
@@ -32,6 +33,8 @@ class SharedAcceptor(Acceptor):
     use_systemd = True
     #: Per-wake-up accept limit under a level-triggered poller.
     max_batch = MAX_BATCH
+    #: How each channel registers its listener (``exclusive`` adds EVENT_EXCLUSIVE).
+    channel_events = EVENT_READ
 
     def __init__(self, config) -> None:
         super().__init__(config)
@@ -52,7 +55,11 @@ class SharedAcceptor(Acceptor):
         channels = []
         try:
             for listener in listeners:
-                channels.append(AcceptChannel(loop, listener, on_connection, stats, max_batch=self.max_batch))
+                channels.append(
+                    AcceptChannel(
+                        loop, listener, on_connection, stats, max_batch=self.max_batch, events=self.channel_events
+                    )
+                )
         except BaseException:
             for channel in channels:
                 channel.close()

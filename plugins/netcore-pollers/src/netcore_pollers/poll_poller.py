@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import select
 
-from netcore.reactor.poller import EVENT_ERROR, EVENT_READ, EVENT_WRITE, Poller
+from netcore.reactor.poller import EVENT_ERROR, EVENT_EXCLUSIVE, EVENT_READ, EVENT_WRITE, Poller, refuse_exclusive
 
 #: True where the kernel's bits are netcore's bits (Linux, the BSDs, macOS): no translation.
 NATIVE_BITS = (select.POLLIN, select.POLLOUT, select.POLLERR | select.POLLHUP) == (
@@ -54,12 +54,15 @@ class PollPoller(Poller):
     def register(self, fd: int, events: int) -> None:
         if fd in self._fds:
             raise FileExistsError(f"fd {fd} is already registered with {self!r}")
+        if events & EVENT_EXCLUSIVE:
+            raise refuse_exclusive(self, fd)
         self._poll.register(fd, events if NATIVE_BITS else _to_kernel(events))
         self._fds.add(fd)
 
     def modify(self, fd: int, events: int) -> None:
         if fd not in self._fds:
             raise KeyError(fd)
+        events &= ~EVENT_EXCLUSIVE  # chosen at register(), where it is refused
         self._poll.modify(fd, events if NATIVE_BITS else _to_kernel(events))
 
     def unregister(self, fd: int) -> None:

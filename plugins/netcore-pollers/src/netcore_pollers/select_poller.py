@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import select
 
-from netcore.reactor.poller import EVENT_READ, EVENT_WRITE, Poller, PollerLimitError
+from netcore.reactor.poller import EVENT_EXCLUSIVE, EVENT_READ, EVENT_WRITE, Poller, PollerLimitError, refuse_exclusive
 
 #: Linux's FD_SETSIZE; CPython does not export it, so this is the usual value.
 FD_SETSIZE: int = getattr(select, "FD_SETSIZE", 1024)
@@ -35,6 +35,8 @@ class SelectPoller(Poller):
     def register(self, fd: int, events: int) -> None:
         if fd in self._interest:
             raise FileExistsError(f"fd {fd} is already registered with {self!r}")
+        if events & EVENT_EXCLUSIVE:
+            raise refuse_exclusive(self, fd)
         if not 0 <= fd < self.max_fd:
             if fd < 0:
                 raise ValueError(f"invalid fd {fd}")
