@@ -61,6 +61,16 @@ class Protocol:
         """
         self.connection.close()
 
+    def pause_writing(self) -> None:
+        """Queued output passed the high-water mark: stop producing output (loop thread).
+
+        The connection has also stopped reading. Only reactor connections call this;
+        under the blocking schemes a write blocks until the kernel has taken it.
+        """
+
+    def resume_writing(self) -> None:
+        """Queued output is back at the low-water mark: produce again (loop thread)."""
+
     def connection_lost(self, exc: BaseException | None) -> None:
         """The connection is closed; ``exc`` is the error that closed it, if any."""
 

@@ -200,6 +200,7 @@ class Connection:
             if len(out) > self._high_water and not self._output_paused:
                 self._output_paused = True
                 self._update_interest()
+                self._notify_writing(True)
             return
         try:
             sent = self._send(data)
@@ -216,9 +217,12 @@ class Connection:
         """The kernel took only ``sent`` bytes: keep the rest and ask for writability."""
         out = self._out
         out += memoryview(data)[sent:]
-        if len(out) > self._high_water:
+        crossed = len(out) > self._high_water and not self._output_paused
+        if crossed:
             self._output_paused = True
         self._update_interest()
+        if crossed:
+            self._notify_writing(True)
 
     def _flush(self) -> None:
         out = self._out
@@ -235,11 +239,36 @@ class Connection:
             del out[:sent]  # O(1) amortised: bytearray moves its start, not its bytes
             if out and not self._edge:
                 break  # level-triggered: the poller will report writable again
-        if self._output_paused and len(out) <= self._low_water:
+        resumed = self._output_paused and len(out) <= self._low_water
+        if resumed:
             self._output_paused = False
         if not out:
             self._on_flushed()
         self._update_interest()
+        if resumed and self._state != _CLOSED:
+            self._notify_writing(False)
+
+    def _notify_writing(self, paused: bool) -> None:
+        """Tell the protocol that queued output crossed a water mark (rare: not the hot path).
+
+        ``pause_writing()`` when output passes ``high_water``, ``resume_writing()`` once it
+        is back at ``low_water``: a protocol producing a long reply (a streamed HTTP body)
+        stops producing instead of buffering the whole reply for a slow reader. Looked up
+        with getattr so that protocols not derived from :class:`netcore.protocol.Protocol`
+        keep working.
+        """
+        callback = getattr(self.protocol, "pause_writing" if paused else "resume_writing", None)
+        if callback is None:
+            return
+        try:
+            callback()
+        except Exception as exc:
+            self._protocol_failed(exc)
+
+    @property
+    def writing_paused(self) -> bool:
+        """True while queued output is above ``high_water`` (until it drains to ``low_water``)."""
+        return self._output_paused
 
     # -- requests ---------------------------------------------------------------------
     def submit(self, handler: Callable[[Any], Any], request: Any) -> None:
