@@ -68,6 +68,14 @@ def test_config_json_shows_values_and_sources(tmp_path):
     assert data["bind"]["value"] == ["127.0.0.1:2007"]
 
 
+@pytest.mark.parametrize("args, expected", [((), False), (("--access-log",), True),
+                                            (("--access-log", "false"), False), (("--access-log", "yes"), True)])
+def test_a_bool_flag_alone_means_true(tmp_path, args, expected):
+    result = run_netcore("config", "--json", *args, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["access_log"]["value"] is expected
+
+
 def test_unknown_environment_variable_warns_and_serves(tmp_path, start_server):
     result = run_netcore("config", "--json", env={"NETCORE_LEFTOVER_SETTING": "1"}, cwd=str(tmp_path))
     assert result.returncode == 0 and json.loads(result.stdout)["poller"]

@@ -1,4 +1,8 @@
-"""The ``netcore`` command: ``serve``, ``plugins``, ``config``.
+"""The ``netcore`` command: ``serve``, ``plugins``, ``config``, ``bench``.
+
+``bench`` is a core command, imported only when it runs (``netcore.bench``), so
+``netcore serve`` never pays for it; its optional dependencies (rich, matplotlib) are the
+``bench`` extra.
 
 Plugins are loaded before the arguments are parsed, because plugins declare settings
 and every setting is a flag. ``-p no:NAME`` / ``-p MODULE`` are therefore picked out of
@@ -67,6 +71,9 @@ def _add_setting_flags(parser: argparse.ArgumentParser, settings: Settings) -> N
         }
         if setting.type == "list":
             kwargs["action"] = "append"
+        if setting.type == "bool":
+            # ``--access-log`` alone switches it on; ``--access-log false`` still works.
+            kwargs.update(nargs="?", const="true")
         if setting.type == "choice" and setting.metavar is None:
             kwargs["metavar"] = "{" + ",".join(setting.choice_list()) + "}"
         group.add_argument(setting.flag, **kwargs)
@@ -87,6 +94,9 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     _add_setting_flags(serve, host.settings)
     plugins = sub.add_parser("plugins", help="list every implementation by family, and whether it can load")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
+    # Listed for --help only: main() hands `bench` and everything after it to netcore.bench.
+    sub.add_parser("bench", help="benchmark combinations against each other and against peers "
+                   "(netcore bench --help)", add_help=False)
     config = sub.add_parser("config", help="show the effective configuration and where each value came from")
     config.add_argument("--json", action="store_true", help="machine-readable output")
     _add_setting_flags(config, host.settings)
@@ -242,6 +252,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         blocked, extra, rest = split_plugin_options(argv)
+        if rest[:1] == ["bench"]:
+            # The bench starts servers in child processes and loads no plugin itself; the
+            # -p options go to those servers.
+            from netcore.bench import main as bench_main
+
+            plugin_args = [a for b in blocked for a in ("-p", f"no:{b}")] + [a for m in extra for a in ("-p", m)]
+            return bench_main(rest[1:], plugin_args=plugin_args)
         host = PluginHost(blocked=blocked, extra=extra)
         parser = build_parser(host)
         args = parser.parse_args(rest)

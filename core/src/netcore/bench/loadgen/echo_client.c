@@ -1,20 +1,34 @@
 /*
- * echo_client.c - ping-pong echo load generator for the netcore benchmark.
+ * echo_client.c - load generator of `netcore bench` (ping-pong echo).
  *
- * Single-threaded, epoll (level-triggered), non-blocking sockets.
- * N connections to HOST:PORT (loopback only).  Each connection sends a
- * message of S bytes, waits until all S bytes have come back (content is
- * verified), records the round-trip latency and sends the next message.
+ * Single-threaded, epoll (level-triggered), non-blocking sockets, loopback only.
+ * Modes (one per run):
+ *   ping-pong (default)  N connections; each sends a message of S bytes, waits until all
+ *                        S bytes have come back (content verified), records the round-trip
+ *                        latency and sends the next one.
+ *   --reconnect          the same, but every message on a fresh connection: connect, send,
+ *                        read the echo, close.  Latency then includes the connect; the
+ *                        figure of interest is connections per second (the herd preset).
+ *   --burst              each of the N connections is opened once, all at the same moment,
+ *                        sends one message and closes after its echo; the connect-to-echo
+ *                        time of each is recorded (the backlog preset: a connect whose SYN
+ *                        was dropped by a full accept queue takes >= 1 s, the SYN
+ *                        retransmission timeout).
+ *   --idle K             before the active connections, K connections are opened and then
+ *                        left silent for the whole run (the idle preset).
+ *   --rcvbuf/--sndbuf B  SO_RCVBUF/SO_SNDBUF of the active sockets (the edge preset: small
+ *                        buffers force partial reads and writes on the server).
  *
- * Timeline: warm-up W seconds (not counted), then D seconds measured.
- * On stderr it prints "warm\n" when the warm-up ends and "done\n" when the
- * measured window ends (both flushed), so that a driver can sample the
- * server's CPU time exactly around the measured window.  Then it prints ONE
- * JSON object on stdout.
+ * Timeline: warm-up W seconds (not counted), then D seconds measured (--burst: no warm-up;
+ * the measured window ends when every connection has finished, or after D seconds).
+ * On stderr it prints "warm\n" when the warm-up ends and "done\n" when the measured
+ * window ends (both flushed), so that a driver can sample the server's CPU time exactly
+ * around the measured window.  Then it prints ONE JSON object on stdout.
  *
- * Exit status: 0 on success; 1 if a connection fails, is closed by the
- * server or receives wrong bytes (a message is printed on stderr and the
- * JSON, if the run got that far, carries "errors" > 0); 2 on usage errors.
+ * Exit status: 0 on success; 1 if a connection fails, is closed by the server or
+ * receives wrong bytes (ping-pong mode; --reconnect and --burst count failed connects in
+ * "connect_errors" instead, since refusing them is what those presets measure);
+ * 2 on usage errors.
  *
  * Build: cc -O2 -Wall -Wextra -o echo_client echo_client.c
  */
@@ -134,13 +148,19 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: echo_client [--host 127.0.0.1] --port PORT [-c CONNS] [-s SIZE]\n"
-            "                   [-w WARMUP_S] [-d DURATION_S]\n"
+            "                   [-w WARMUP_S] [-d DURATION_S] [--idle K] [--reconnect | --burst]\n"
+            "                   [--rcvbuf BYTES] [--sndbuf BYTES]\n"
             "  -H, --host        server address, loopback only (127.0.0.0/8 or ::1)\n"
             "  -p, --port        server port (required)\n"
             "  -c, --connections number of connections (default 64)\n"
             "  -s, --size        message size in bytes (default 64)\n"
             "  -w, --warmup      warm-up seconds, not counted (default 1)\n"
-            "  -d, --duration    measured seconds (default 5)\n");
+            "  -d, --duration    measured seconds (default 5)\n"
+            "  -i, --idle        silent connections opened first and held (default 0)\n"
+            "  -r, --reconnect   a new connection for every message\n"
+            "  -b, --burst       open all connections at once, one message each, then stop\n"
+            "      --rcvbuf      SO_RCVBUF of the active sockets (default: kernel's)\n"
+            "      --sndbuf      SO_SNDBUF of the active sockets (default: kernel's)\n");
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out)
@@ -166,21 +186,28 @@ static int parse_double(const char *s, double lo, double hi, double *out)
 }
 
 /* ---------------------------------------------------------------- connections */
+enum { ST_CONNECTING = 1, ST_ACTIVE = 2 };
+
 struct conn {
     int fd;
-    int alive;
+    int state;         /* 0 closed, ST_CONNECTING, ST_ACTIVE */
     uint32_t id;
-    uint32_t seq;      /* message sequence number on this connection */
+    uint32_t seq;      /* message sequence number on this connection slot */
     size_t sent;       /* bytes of the current message sent */
     size_t recvd;      /* bytes of the current message received back */
     int want_out;      /* EPOLLOUT currently registered */
-    uint64_t start_ns; /* when the current message started */
+    uint64_t start_ns; /* when the current message (or its connect) started */
     unsigned char *msg;
 };
 
 static size_t g_size;
 static int g_epfd;
 static unsigned char *g_rbuf;
+static struct sockaddr_storage g_ss;
+static socklen_t g_sslen;
+static long g_rcvbuf, g_sndbuf;
+static uint64_t g_connect_errors;
+static char g_last_connect_error[128];
 
 static void fill_msg(struct conn *c)
 {
@@ -229,31 +256,93 @@ static int conn_send(struct conn *c)
     return set_events(c, 0);
 }
 
-static int conn_start_msg(struct conn *c, uint64_t t)
+static int conn_start_msg(struct conn *c)
 {
     c->seq++;
     fill_msg(c);
     c->sent = 0;
     c->recvd = 0;
-    c->start_ns = t;
     return conn_send(c);
 }
 
 static void conn_close(struct conn *c)
 {
-    if (c->alive) {
+    if (c->state) {
         epoll_ctl(g_epfd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
-        c->alive = 0;
+        c->state = 0;
     }
+}
+
+static int new_socket(void)
+{
+    int fd = socket(g_ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (g_rcvbuf > 0) {
+        int v = (int)g_rcvbuf;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+    }
+    if (g_sndbuf > 0) {
+        int v = (int)g_sndbuf;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+    }
+    return fd;
+}
+
+/* Start a non-blocking connect on slot c at time t.  0 ok (connecting), -1 error. */
+static int conn_open(struct conn *c, uint64_t t)
+{
+    c->fd = new_socket();
+    if (c->fd < 0) {
+        snprintf(g_last_connect_error, sizeof g_last_connect_error, "socket: %s", strerror(errno));
+        return -1;
+    }
+    c->start_ns = t;
+    c->want_out = 1;
+    int r = connect(c->fd, (struct sockaddr *)&g_ss, g_sslen);
+    if (r < 0 && errno != EINPROGRESS) {
+        snprintf(g_last_connect_error, sizeof g_last_connect_error, "connect: %s", strerror(errno));
+        close(c->fd);
+        return -1;
+    }
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+    ev.data.ptr = c;
+    if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+        snprintf(g_last_connect_error, sizeof g_last_connect_error, "epoll_ctl: %s", strerror(errno));
+        close(c->fd);
+        return -1;
+    }
+    c->state = ST_CONNECTING;
+    return 0;
+}
+
+/* The connect of c finished (EPOLLOUT/ERR/HUP): 0 connected, -1 failed. */
+static int conn_connected(struct conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err) {
+        snprintf(g_last_connect_error, sizeof g_last_connect_error, "connect: %s", strerror(err));
+        return -1;
+    }
+    c->state = ST_ACTIVE;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- main */
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1";
-    long port = -1, nconn = 64, size = 64;
+    long port = -1, nconn = 64, size = 64, nidle = 0;
     double warmup = 1.0, duration = 5.0;
+    int reconnect = 0, burst = 0;
 
     static const struct option opts[] = {
         {"host", required_argument, NULL, 'H'},
@@ -262,11 +351,16 @@ int main(int argc, char **argv)
         {"size", required_argument, NULL, 's'},
         {"warmup", required_argument, NULL, 'w'},
         {"duration", required_argument, NULL, 'd'},
+        {"idle", required_argument, NULL, 'i'},
+        {"reconnect", no_argument, NULL, 'r'},
+        {"burst", no_argument, NULL, 'b'},
+        {"rcvbuf", required_argument, NULL, 'R'},
+        {"sndbuf", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int o;
-    while ((o = getopt_long(argc, argv, "H:p:c:s:w:d:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "H:p:c:s:w:d:i:rbh", opts, NULL)) != -1) {
         switch (o) {
         case 'H': host = optarg; break;
         case 'p':
@@ -299,6 +393,26 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'i':
+            if (parse_long(optarg, 0, 1000000, &nidle)) {
+                fprintf(stderr, "echo_client: bad --idle '%s' (0..1000000)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'r': reconnect = 1; break;
+        case 'b': burst = 1; break;
+        case 'R':
+            if (parse_long(optarg, 1, 1L << 30, &g_rcvbuf)) {
+                fprintf(stderr, "echo_client: bad --rcvbuf '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'S':
+            if (parse_long(optarg, 1, 1L << 30, &g_sndbuf)) {
+                fprintf(stderr, "echo_client: bad --sndbuf '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -307,17 +421,19 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (reconnect && burst) {
+        fprintf(stderr, "echo_client: --reconnect and --burst exclude each other\n");
+        return 2;
+    }
     if ((unsigned long long)nconn * (unsigned long long)size > (1ULL << 31)) {
         fprintf(stderr, "echo_client: connections * size exceeds 2 GiB\n");
         return 2;
     }
 
     /* Loopback only. */
-    struct sockaddr_storage ss;
-    socklen_t sslen;
-    memset(&ss, 0, sizeof ss);
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    memset(&g_ss, 0, sizeof g_ss);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&g_ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&g_ss;
     if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
         if ((ntohl(sin->sin_addr.s_addr) >> 24) != 127) {
             fprintf(stderr, "echo_client: refusing non-loopback address %s (127.0.0.0/8 only)\n", host);
@@ -325,7 +441,7 @@ int main(int argc, char **argv)
         }
         sin->sin_family = AF_INET;
         sin->sin_port = htons((uint16_t)port);
-        sslen = sizeof *sin;
+        g_sslen = sizeof *sin;
     } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
         if (!IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)) {
             fprintf(stderr, "echo_client: refusing non-loopback address %s (::1 only)\n", host);
@@ -333,7 +449,7 @@ int main(int argc, char **argv)
         }
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons((uint16_t)port);
-        sslen = sizeof *sin6;
+        g_sslen = sizeof *sin6;
     } else {
         fprintf(stderr, "echo_client: --host must be a numeric loopback address, got '%s'\n", host);
         return 2;
@@ -341,17 +457,19 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
 
-    /* Make room for the sockets. */
+    /* Make room for the sockets: as far as the hard limit allows. */
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)nconn + 16) {
-        rl.rlim_cur = rl.rlim_max < (rlim_t)nconn + 16 ? rl.rlim_max : (rlim_t)nconn + 16;
+    rlim_t want = (rlim_t)nconn + (rlim_t)nidle + 16;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
     g_size = (size_t)size;
     g_rbuf = malloc(g_size);
     struct conn *conns = calloc((size_t)nconn, sizeof *conns);
-    if (!g_rbuf || !conns) {
+    int *idle_fds = calloc((size_t)nidle + 1, sizeof *idle_fds);
+    if (!g_rbuf || !conns || !idle_fds) {
         fprintf(stderr, "echo_client: out of memory\n");
         return 1;
     }
@@ -361,56 +479,46 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* Connect all (blocking connect on loopback, then non-blocking I/O). */
-    for (long i = 0; i < nconn; i++) {
-        struct conn *c = &conns[i];
-        c->id = (uint32_t)i;
-        c->msg = malloc(g_size);
-        if (!c->msg) {
-            fprintf(stderr, "echo_client: out of memory\n");
-            return 1;
-        }
-        c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (c->fd < 0) {
-            fprintf(stderr, "echo_client: socket (conn %ld): %s\n", i, strerror(errno));
+    /* Idle connections first, with blocking connects: they are all in the server's
+     * accept queue (or accepted) before the first active message is sent. */
+    uint64_t ti0 = now_ns();
+    for (long i = 0; i < nidle; i++) {
+        int fd = socket(g_ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            fprintf(stderr, "echo_client: socket (idle conn %ld of %ld): %s\n", i + 1, nidle, strerror(errno));
             return 1;
         }
         int r;
         do {
-            r = connect(c->fd, (struct sockaddr *)&ss, sslen);
+            r = connect(fd, (struct sockaddr *)&g_ss, g_sslen);
         } while (r < 0 && errno == EINTR);
         if (r < 0) {
-            fprintf(stderr, "echo_client: connect to %s:%ld (conn %ld of %ld) failed: %s\n",
-                    host, port, i + 1, nconn, strerror(errno));
+            fprintf(stderr, "echo_client: connect (idle conn %ld of %ld) failed: %s\n", i + 1, nidle,
+                    strerror(errno));
             return 1;
         }
-        int one = 1;
-        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        int fl = fcntl(c->fd, F_GETFL);
-        if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-            perror("echo_client: fcntl");
+        idle_fds[i] = fd;
+    }
+    double idle_connect_s = (double)(now_ns() - ti0) / 1e9;
+
+    for (long i = 0; i < nconn; i++) {
+        conns[i].id = (uint32_t)i;
+        conns[i].msg = malloc(g_size);
+        if (!conns[i].msg) {
+            fprintf(stderr, "echo_client: out of memory\n");
             return 1;
         }
-        struct epoll_event ev;
-        memset(&ev, 0, sizeof ev);
-        ev.events = EPOLLIN | EPOLLRDHUP;
-        ev.data.ptr = c;
-        if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
-            perror("echo_client: epoll_ctl");
-            return 1;
-        }
-        c->alive = 1;
     }
 
     uint64_t t0 = now_ns();
     uint64_t warm_end = t0 + (uint64_t)(warmup * 1e9);
     uint64_t meas_start = 0, meas_end = 0, deadline = warm_end;
     int measuring = 0;
-    uint64_t messages = 0, errors = 0;
+    uint64_t messages = 0, errors = 0, connections_done = 0, delayed = 0;
     double cpu_start = 0.0, cpu_end = 0.0;
-    long alive = nconn;
+    long pending = nconn; /* --burst: connections not finished yet */
 
-    if (warmup <= 0.0) {
+    if (burst || warmup <= 0.0) {
         measuring = 1;
         meas_start = t0;
         cpu_start = cpu_seconds_self();
@@ -420,16 +528,21 @@ int main(int argc, char **argv)
     }
 
     for (long i = 0; i < nconn; i++) {
-        if (conn_start_msg(&conns[i], now_ns()) < 0) {
-            errors++;
-            conn_close(&conns[i]);
-            alive--;
+        if (conn_open(&conns[i], now_ns()) < 0) {
+            if (!reconnect && !burst) {
+                fprintf(stderr, "echo_client: conn %ld of %ld: %s\n", i + 1, nconn, g_last_connect_error);
+                errors++;
+                break;
+            }
+            g_connect_errors++;
+            if (burst)
+                pending--;
         }
     }
 
     enum { MAXEV = 256 };
     struct epoll_event evs[MAXEV];
-    int stop = errors > 0;
+    int stop = errors > 0 || (burst && pending == 0);
 
     while (!stop) {
         uint64_t t = now_ns();
@@ -449,6 +562,14 @@ int main(int argc, char **argv)
         }
         uint64_t left_ns = deadline > t ? deadline - t : 0;
         int timeout_ms = (int)((left_ns + 999999u) / 1000000u);
+        if (reconnect) {
+            /* Slots whose reconnect failed (EMFILE, port exhaustion) retry every 10 ms. */
+            for (long i = 0; i < nconn; i++)
+                if (!conns[i].state) {
+                    timeout_ms = timeout_ms > 10 ? 10 : timeout_ms;
+                    break;
+                }
+        }
         int n = epoll_wait(g_epfd, evs, MAXEV, timeout_ms);
         if (n < 0) {
             if (errno == EINTR)
@@ -459,17 +580,40 @@ int main(int argc, char **argv)
         }
         for (int k = 0; k < n; k++) {
             struct conn *c = evs[k].data.ptr;
-            if (!c->alive)
+            if (!c->state)
                 continue;
-            int bad = 0;
-            if (evs[k].events & EPOLLOUT) {
+            int bad = 0, finished = 0;
+            if (c->state == ST_CONNECTING) {
+                if (conn_connected(c) < 0) {
+                    g_connect_errors++;
+                    if (!reconnect && !burst) {
+                        fprintf(stderr, "echo_client: conn %u: %s\n", c->id, g_last_connect_error);
+                        bad = 1;
+                    } else {
+                        conn_close(c);
+                        if (burst)
+                            pending--;
+                        else if (conn_open(c, now_ns()) < 0)
+                            g_connect_errors++;
+                        continue;
+                    }
+                } else {
+                    if (!reconnect && !burst)
+                        c->start_ns = now_ns(); /* ping-pong latency excludes the connect */
+                    if (conn_start_msg(c) < 0)
+                        bad = 1;
+                }
+                if (!bad)
+                    continue;
+            }
+            if (!bad && (evs[k].events & EPOLLOUT)) {
                 if (conn_send(c) < 0)
                     bad = 1;
             }
             if (!bad && (evs[k].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
                 for (;;) {
-                    size_t want = g_size - c->recvd;
-                    ssize_t r = recv(c->fd, g_rbuf, want, 0);
+                    size_t want_n = g_size - c->recvd;
+                    ssize_t r = recv(c->fd, g_rbuf, want_n, 0);
                     if (r < 0 && errno == EINTR)
                         continue;
                     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -506,8 +650,15 @@ int main(int argc, char **argv)
                         if (measuring) {
                             messages++;
                             hist_add(te - c->start_ns);
+                            if (te - c->start_ns >= 900000000u)
+                                delayed++;
                         }
-                        if (conn_start_msg(c, te) < 0) {
+                        if (reconnect || burst) {
+                            finished = 1;
+                            break;
+                        }
+                        c->start_ns = te;
+                        if (conn_start_msg(c) < 0) {
                             bad = 1;
                             break;
                         }
@@ -516,12 +667,29 @@ int main(int argc, char **argv)
                     }
                 }
             }
-            if (bad) {
+            if (finished) {
+                conn_close(c);
+                if (measuring)
+                    connections_done++;
+                if (burst) {
+                    if (--pending == 0)
+                        stop = 1;
+                } else if (conn_open(c, now_ns()) < 0) {
+                    g_connect_errors++;
+                }
+            } else if (bad) {
                 errors++;
                 conn_close(c);
-                alive--;
                 stop = 1; /* a broken server invalidates the run */
+                if (burst && --pending == 0)
+                    stop = 1;
             }
+        }
+        if (reconnect) {
+            uint64_t tn = now_ns();
+            for (long i = 0; i < nconn; i++)
+                if (!conns[i].state && conn_open(&conns[i], tn) < 0)
+                    g_connect_errors++;
         }
     }
 
@@ -537,24 +705,32 @@ int main(int argc, char **argv)
     fputs("done\n", stderr);
     fflush(stderr);
 
+    long unfinished = burst ? pending : 0;
     for (long i = 0; i < nconn; i++)
         conn_close(&conns[i]);
-    (void)alive;
+    for (long i = 0; i < nidle; i++)
+        close(idle_fds[i]);
 
     double secs = (double)(meas_end - meas_start) / 1e9;
     double cpu = cpu_end - cpu_start;
     double rate = secs > 0 ? (double)messages / secs : 0.0;
     double mean = hist_count ? (double)(hist_sum_ns / (long double)hist_count) / 1000.0 : 0.0;
-    printf("{\"messages\": %llu, \"seconds\": %.6f, \"messages_per_s\": %.1f, "
+    const char *mode = burst ? "burst" : reconnect ? "reconnect" : "pingpong";
+    printf("{\"mode\": \"%s\", \"messages\": %llu, \"seconds\": %.6f, \"messages_per_s\": %.1f, "
            "\"p50_us\": %.0f, \"p90_us\": %.0f, \"p99_us\": %.0f, \"p999_us\": %.0f, "
            "\"max_us\": %.1f, \"mean_us\": %.1f, \"errors\": %llu, "
+           "\"connections_done\": %llu, \"connect_errors\": %llu, \"delayed_1s\": %llu, "
+           "\"unfinished\": %ld, \"last_connect_error\": \"%s\", "
            "\"cpu_seconds\": %.4f, \"cpu_percent\": %.1f, "
-           "\"connections\": %ld, \"size\": %ld, \"warmup_s\": %.3f, \"duration_s\": %.3f}\n",
-           (unsigned long long)messages, secs, rate,
+           "\"connections\": %ld, \"idle\": %ld, \"idle_connect_s\": %.3f, \"size\": %ld, "
+           "\"warmup_s\": %.3f, \"duration_s\": %.3f}\n",
+           mode, (unsigned long long)messages, secs, rate,
            hist_percentile(0.50), hist_percentile(0.90), hist_percentile(0.99),
            hist_percentile(0.999), (double)hist_max_ns / 1000.0, mean,
-           (unsigned long long)errors, cpu, secs > 0 ? 100.0 * cpu / secs : 0.0,
-           nconn, size, warmup, duration);
+           (unsigned long long)errors, (unsigned long long)connections_done,
+           (unsigned long long)g_connect_errors, (unsigned long long)delayed, unfinished,
+           g_last_connect_error, cpu, secs > 0 ? 100.0 * cpu / secs : 0.0,
+           nconn, nidle, idle_connect_s, size, warmup, duration);
     fflush(stdout);
     return errors ? 1 : 0;
 }

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Reference echo server for the netcore benchmark: asyncio Protocol, on the
-stock asyncio event loop or on uvloop.
+"""Reference echo server of ``netcore bench``: an asyncio Protocol, on the stock asyncio
+event loop or on uvloop.
 
-    python3 bench/peers/asyncio_echo.py --loop asyncio|uvloop --port 0
+    python3 -m netcore.bench.peers.asyncio_echo --loop asyncio|uvloop --port 0
 
-Once listening it prints, on stderr, one JSON line in the same shape netcore
-uses, so that bench/echo.py starts every server the same way:
+It accepts the arguments ``netcore serve`` gets from the bench (``serve``,
+``--log-format json``, ``--bind HOST:PORT``), so that the bench starts it with the same
+process runner (``netcore.testing.ServerProcess``). Once listening it prints, on stderr,
+one JSON line in the same shape netcore uses:
 
     {"event": "server.started", "addresses": ["127.0.0.1:PORT"]}
 
@@ -70,7 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     ap.add_argument("--host", default="127.0.0.1", help="loopback only (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=0, help="0 = any free port (default)")
+    ap.add_argument("--bind", metavar="HOST:PORT", help="netcore's spelling of --host/--port")
+    ap.add_argument("--log-format", default="json", help="accepted for netcore compatibility; always json")
+    ap.add_argument("command", nargs="?", choices=("serve",), help="accepted for netcore compatibility")
     args = ap.parse_args(argv)
+    if args.bind:
+        host, _, port = args.bind.rpartition(":")
+        args.host, args.port = host.strip("[]"), int(port)
 
     if args.host not in ("127.0.0.1", "::1", "localhost"):
         ap.error("only loopback addresses are allowed")

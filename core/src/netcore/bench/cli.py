@@ -1,0 +1,169 @@
+"""Options of ``netcore bench`` and the loop over rounds (cases alternate A B A B).
+
+``netcore bench [PRESET] [options]``; without a preset, the command-line matrix. A
+configuration that is not installed, or a server that fails, is a row that says so; the
+bench itself exits 2 only for bad options and 1 when nothing at all could be measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from netcore.bench import display as display_mod
+from netcore.bench import generators, machine, registry, results, runner
+from netcore.bench.presets import PRESETS, Plan
+from netcore.bench.schema import SCHEMA_VERSION, validate
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"netcore bench: error: {message} (see 'netcore bench --help')", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="netcore bench", description=__doc__.split("\n\n")[0],
+                epilog="presets: " + ", ".join(PRESETS) + ". Example: netcore bench idle --rounds 3 --json idle.json "
+                       "--plot idle.png")
+    p.add_argument("preset", nargs="?", default="default", choices=list(PRESETS), metavar="PRESET",
+                   help="scenario: " + ", ".join(PRESETS) + " (default: the command-line matrix)")
+    p.add_argument("--poller", help="all | a,b,... (default matrix: all)")
+    p.add_argument("--dispatch", help="all | a,b,... (default: inline; the dispatch preset: every scheme)")
+    p.add_argument("--protocol", help="a,b,... (default echo; protocols without a generator adapter are skipped)")
+    p.add_argument("--acceptor", help="all | a,b,... (default: the server's)")
+    p.add_argument("--workers", help="N,M,... (default: the server's; herd: 2,4,8)")
+    p.add_argument("--connections", help="active connections, N,M,... (default 64)")
+    p.add_argument("--size", help="message bytes, N,M,... (default 64; edge: 65536)")
+    p.add_argument("--idle", help="idle connections held open besides the active ones, N,M,... (idle: 0,1000,10000)")
+    p.add_argument("--backlog", help="backlog preset: listen backlogs, N,M,... (default 8 and the server's default)")
+    p.add_argument("--duration", type=float, help="measured seconds per run (default 5)")
+    p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per run, not counted (default 1)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds; cases alternate A B A B (default 3)")
+    p.add_argument("--peers", help="reference servers where installed: asyncio,uvloop ('' for none; "
+                   "default matrix: asyncio,uvloop; presets: none)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to every netcore server")
+    p.add_argument("--json", metavar="FILE", help="write every raw figure and the machine description")
+    p.add_argument("--plot", metavar="FILE.png", help="write a chart (needs matplotlib)")
+    p.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
+    p.add_argument("--list", action="store_true", help="print the cases and exit")
+    p.add_argument("--rebuild", action="store_true", help="recompile the C load generator")
+    p.add_argument("--gen-saturated", type=float, default=runner.GEN_SATURATED_PERCENT, metavar="PERCENT",
+                   help="flag rows whose generator used more than this share of its CPU (default %(default)g)")
+    return p
+
+
+def make_plan(args: argparse.Namespace, installed: registry.Installed) -> Plan:
+    opts: dict[str, Any] = {k: v for k, v in vars(args).items() if v is not None}
+    opts["serve_args"] = [x for kv in args.set for x in ("--set", kv)]
+    if args.preset != "default" and args.peers is None:
+        opts.pop("peers", None)
+    plan = PRESETS[args.preset](opts, installed)
+    if args.preset != "default" and args.peers:
+        from netcore.bench.cases import peer_case
+        for load in dict.fromkeys(c.load for c in plan.cases):
+            for peer in args.peers.split(","):
+                if peer.strip():
+                    plan.cases.append(peer_case(peer.strip(), "echo", load, key=f"{peer.strip()} [{load.label()}]"))
+    for case in plan.cases:
+        if not case.skip and generators.for_protocol(case.protocol) is None:
+            case.skip = f"no load generator adapter for protocol {case.protocol!r} yet"
+    return plan
+
+
+def main(argv: Sequence[str] | None = None, plugin_args: Sequence[str] = ()) -> int:
+    args = parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.rounds < 1:
+        parser().error("--rounds must be at least 1")
+    if args.duration is not None and not 0 < args.duration <= 3600:
+        parser().error("--duration must be in (0, 3600]")
+    installed = registry.query(tuple(plugin_args))
+    plan = make_plan(args, installed)
+    if args.list:
+        for case in plan.cases:
+            print(f"{case.key}: {' '.join(case.command())} <- {case.load.label()}"
+                  + (f"  [skipped: {case.skip}]" if case.skip else ""))
+        return 0
+    server_cpu, generator_cpu, pin_note = machine.pinning()
+    gen = generators.EchoClient(rebuild=args.rebuild)
+    disp = display_mod.choose(plan, args.rounds, args.plain)
+    warnings: list[str] = []
+    if installed.error:
+        warnings.append(installed.error)
+    if why := gen.unavailable():
+        for case in plan.cases:
+            case.skip = case.skip or f"load generator unavailable: {why}"
+    else:
+        try:
+            gen.prepare(disp.note)
+        except Exception as exc:  # a compile failure is every row's reason, not a traceback
+            for case in plan.cases:
+                case.skip = case.skip or f"load generator: {exc}"
+    desc = machine.describe(pin_note)
+    ctx = runner.Context(generator=gen, server_cpu=server_cpu, generator_cpu=generator_cpu,
+                         gen_saturated_percent=args.gen_saturated, extra_plugin_args=tuple(plugin_args))
+    runs: list[dict[str, Any]] = []
+    interrupted = False
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    todo = [c for c in plan.cases if not c.skip]
+    disp.note(f"{desc['cpu_model']}, {desc['nproc']} CPU, Linux {desc['kernel']}, Python {desc['python']}; {pin_note}")
+    try:
+        with disp:
+            disp.start(len(todo) * args.rounds)
+            failed: set[str] = set()
+            for rnd in range(1, args.rounds + 1):
+                for case in todo:
+                    if case.key in failed:  # a failing configuration is not retried
+                        continue
+                    disp.run_started(case.key, rnd, args.rounds)
+                    run = runner.run_once(case, rnd, ctx)
+                    runs.append(run)
+                    if not run["ok"]:
+                        failed.add(case.key)
+                    disp.run_finished(run, results.summarize(plan.cases, runs))
+    except KeyboardInterrupt:
+        interrupted = True
+        disp.note("interrupted: reporting the runs done so far")
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    rows = results.summarize(plan.cases, runs)
+    disp.final(plan, rows, args.rounds)
+    saturated = [r["case"] for r in rows if "generator_saturated" in r["flags"]]
+    if saturated:
+        warnings.append(f"load generator above {args.gen_saturated:g}% CPU for: {', '.join(saturated)} -- it may "
+                        "have limited their msgs/s and latency (CPU per message stays comparable)")
+    if server_cpu is None:
+        warnings.append(pin_note)
+    for w in warnings:
+        disp.note(f"WARNING: {w}")
+    doc = {"schema_version": SCHEMA_VERSION, "preset": plan.name, "title": plan.title, "claim": plan.claim,
+           "command": ["netcore", *plugin_args, "bench", *(sys.argv[1:] if argv is None else argv)],
+           "machine": desc,
+           "config": {"rounds": args.rounds, "generator": gen.name, "server_cpu": server_cpu,
+                      "generator_cpu": generator_cpu, "gen_saturated_percent": args.gen_saturated},
+           "cases": [c.as_dict() for c in plan.cases], "runs": runs, "rows": rows, "warnings": warnings,
+           "interrupted": interrupted}
+    problems = validate(doc)
+    if problems:  # a bug of the bench, not of the user: say so loudly but keep the data
+        disp.note("WARNING: result document does not match its schema: " + "; ".join(problems[:5]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        disp.note(f"raw figures written to {args.json}")
+    if args.plot:
+        from netcore.bench import plot
+        try:
+            plot.write(args.plot, plan, rows, desc)
+            disp.note(f"chart written to {args.plot}")
+        except plot.PlotUnavailable as exc:
+            disp.note(f"WARNING: {exc}")
+    if interrupted:
+        return 130
+    return 0 if any(r["ok"] for r in runs) or not todo else 1

@@ -1,0 +1,1 @@
+"""Reference servers the bench measures netcore against, in the same run."""
