@@ -1,0 +1,812 @@
+"""The commands: each a function ``(argv, client) -> reply bytes``, byte-compatible with Redis 7.0.
+
+:func:`build` makes the command table of one keyspace. The commands are closures over
+that keyspace's dicts, so the hot ones (GET, SET, PING) do a handful of dict operations
+and return a prebuilt or table-assisted reply; the rest favour plain code. Argument
+checks, their order and every error text follow Redis 7.0's ``t_string.c``, ``t_list.c``,
+``t_hash.c``, ``expire.c``, ``db.c`` and ``server.c``; the tests compare the bytes with
+a real redis-server.
+
+A command answers an error by raising :class:`~netcore_resp.replies.Reply`; QUIT raises
+:class:`~netcore_resp.replies.Quit`. :func:`make_executor` runs a batch of commands and
+joins their replies, so that a whole read of pipelined commands costs one ``send``.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import platform
+import time
+from typing import Any, Callable
+
+from netcore_resp.framing import LLONG_MAX, LLONG_MIN, error_reply, string2ll
+from netcore_resp.glob import matches
+from netcore_resp.keyspace import Keyspace, now_ms
+from netcore_resp.replies import _BULK_HEADERS as BULK_HEADERS
+from netcore_resp.replies import (
+    CRLF,
+    DB_OUT_OF_RANGE,
+    EMPTY_ARRAY,
+    HEADER_CACHE,
+    MINUS_ONE,
+    MINUS_TWO,
+    MUST_BE_POSITIVE,
+    NIL,
+    NIL_ARRAY,
+    NOT_INTEGER,
+    OK,
+    ONE,
+    OVERFLOW,
+    PONG,
+    STRING_TOO_LONG,
+    SYNTAX,
+    WRONGTYPE,
+    ZERO,
+    Quit,
+    Reply,
+    arity_error,
+    array,
+    bulk,
+    cstr,
+    integer,
+    maybe_bulk,
+    raw_array,
+    status,
+)
+
+Command = Callable[[list, Any], bytes]
+
+#: What claims to be running, for clients that look (INFO's redis_version).
+REDIS_VERSION = b"7.0.0"
+
+#: name -> (arity, flags, first key, last key, key step): Redis's command table, for
+#: the arity check and COMMAND. Arity n > 0: exactly n arguments (name included);
+#: n < 0: at least -n.
+SPECS: dict[str, tuple[int, tuple[str, ...], int, int, int]] = {
+    "ping": (-1, ("fast",), 0, 0, 0),
+    "echo": (2, ("fast",), 0, 0, 0),
+    "quit": (-1, ("fast", "noscript"), 0, 0, 0),
+    "hello": (-1, ("noscript", "loading", "stale", "fast"), 0, 0, 0),
+    "select": (2, ("loading", "stale", "fast"), 0, 0, 0),
+    "command": (-1, ("loading", "stale"), 0, 0, 0),
+    "client": (-2, ("noscript", "loading", "stale"), 0, 0, 0),
+    "config": (-2, ("admin", "noscript", "loading", "stale"), 0, 0, 0),
+    "info": (-1, ("loading", "stale"), 0, 0, 0),
+    "dbsize": (1, ("readonly", "fast"), 0, 0, 0),
+    "flushdb": (-1, ("write",), 0, 0, 0),
+    "flushall": (-1, ("write",), 0, 0, 0),
+    "get": (2, ("readonly", "fast"), 1, 1, 1),
+    "set": (-3, ("write", "denyoom"), 1, 1, 1),
+    "getset": (3, ("write", "denyoom", "fast"), 1, 1, 1),
+    "setnx": (3, ("write", "denyoom", "fast"), 1, 1, 1),
+    "mget": (-2, ("readonly", "fast"), 1, -1, 1),
+    "mset": (-3, ("write", "denyoom"), 1, -1, 2),
+    "del": (-2, ("write",), 1, -1, 1),
+    "unlink": (-2, ("write", "fast"), 1, -1, 1),
+    "exists": (-2, ("readonly", "fast"), 1, -1, 1),
+    "incr": (2, ("write", "denyoom", "fast"), 1, 1, 1),
+    "incrby": (3, ("write", "denyoom", "fast"), 1, 1, 1),
+    "decr": (2, ("write", "denyoom", "fast"), 1, 1, 1),
+    "decrby": (3, ("write", "denyoom", "fast"), 1, 1, 1),
+    "append": (3, ("write", "denyoom"), 1, 1, 1),
+    "strlen": (2, ("readonly", "fast"), 1, 1, 1),
+    "expire": (-3, ("write", "fast"), 1, 1, 1),
+    "pexpire": (-3, ("write", "fast"), 1, 1, 1),
+    "ttl": (2, ("readonly", "fast"), 1, 1, 1),
+    "pttl": (2, ("readonly", "fast"), 1, 1, 1),
+    "persist": (2, ("write", "fast"), 1, 1, 1),
+    "keys": (2, ("readonly",), 0, 0, 0),
+    "type": (2, ("readonly", "fast"), 1, 1, 1),
+    "lpush": (-3, ("write", "denyoom", "fast"), 1, 1, 1),
+    "rpush": (-3, ("write", "denyoom", "fast"), 1, 1, 1),
+    "lpop": (-2, ("write", "fast"), 1, 1, 1),
+    "rpop": (-2, ("write", "fast"), 1, 1, 1),
+    "lrange": (4, ("readonly",), 1, 1, 1),
+    "llen": (2, ("readonly", "fast"), 1, 1, 1),
+    "hset": (-4, ("write", "denyoom", "fast"), 1, 1, 1),
+    "hget": (3, ("readonly", "fast"), 1, 1, 1),
+    "hdel": (-3, ("write", "fast"), 1, 1, 1),
+    "hgetall": (2, ("readonly",), 1, 1, 1),
+}
+
+ARITY_ERRORS = {name: arity_error(name) for name in SPECS}
+
+
+def _arity_ok(n: int, arity: int) -> bool:
+    return n == arity if arity > 0 else n >= -arity
+
+
+def parse_int(value: bytes, error: bytes = NOT_INTEGER) -> int:
+    number = string2ll(value)
+    if number is None:
+        raise Reply(error)
+    return number
+
+
+def unknown_command(argv: list[bytes]) -> bytes:
+    """Redis's "unknown command" text: the name and the first 128 bytes of arguments."""
+    args = b""
+    for arg in argv[1:]:
+        if len(args) >= 128:
+            break
+        args += b"'" + cstr(arg)[:128 - len(args)] + b"' "
+    return error_reply(b"unknown command '%s', with args beginning with: %s" % (cstr(argv[0])[:128], args))
+
+
+def unknown_subcommand(argv: list[bytes]) -> bytes:
+    return error_reply(b"unknown subcommand '%s'. Try %s HELP." % (cstr(argv[1])[:128], argv[0].upper()))
+
+
+class ServerInfo:
+    """What INFO and CONFIG GET report about the running server; filled by the protocol."""
+
+    def __init__(self, *, poller: str = "", dispatch: str = "", port_of: Callable[[], int] | None = None,
+                 max_bulk: int = 0, sweep_interval: float = 0.1) -> None:
+        self.poller = poller
+        self.dispatch = dispatch
+        self.port_of = port_of or (lambda: 0)
+        self.max_bulk = max_bulk
+        self.hz = max(1, round(1 / sweep_interval)) if sweep_interval else 10
+        self.started = time.monotonic()
+
+
+def build(ks: Keyspace, info: ServerInfo) -> dict[bytes, Command]:
+    """The command table (upper- and lower-case names) of keyspace ``ks``."""
+    data = ks.data
+    expires = ks.expires
+    data_get = data.get
+    alive = ks.alive
+    max_bulk = info.max_bulk or 512 * 1024 * 1024
+    arity = ARITY_ERRORS
+    table: dict[str, Command] = {}
+
+    def command(fn: Command) -> Command:
+        table[fn.__name__.rstrip("_")] = fn
+        return fn
+
+    def checked(fn: Command) -> Command:
+        """Register ``fn`` behind the generic arity check of its SPECS entry."""
+        name = fn.__name__.rstrip("_")
+        spec_arity = SPECS[name][0]
+        error = arity[name]
+
+        def run(argv: list, client: Any) -> bytes:
+            if not _arity_ok(len(argv), spec_arity):
+                return error
+            return fn(argv, client)
+
+        run.__name__ = fn.__name__
+        table[name] = run
+        return fn
+
+    def string_value(key: bytes) -> bytes | None:
+        value = alive(key)
+        if value is not None and value.__class__ is not bytes:
+            raise Reply(WRONGTYPE)
+        return value
+
+    def typed(key: bytes, kind: type) -> Any:
+        value = alive(key)
+        if value is not None and value.__class__ is not kind:
+            raise Reply(WRONGTYPE)
+        return value
+
+    # -- connection --------------------------------------------------------------------
+    @command
+    def ping(argv, client):
+        n = len(argv)
+        if n == 1:
+            return PONG
+        if n == 2:
+            return bulk(argv[1])
+        return arity["ping"]
+
+    @checked
+    def echo(argv, client):
+        return bulk(argv[1])
+
+    @checked
+    def quit(argv, client):
+        raise Quit
+
+    @checked
+    def hello(argv, client):
+        """RESP2 only: HELLO 3 is refused as Redis refuses a version it lacks (clients then use 2)."""
+        if len(argv) >= 2:
+            version = string2ll(argv[1])
+            if version is None:
+                return error_reply("Protocol version is not an integer or out of range")
+            if version != 2:
+                return b"-NOPROTO sorry, this protocol version is not supported.\r\n"
+        j = 2
+        name = None
+        while j < len(argv):
+            if argv[j].lower() == b"setname" and j + 1 < len(argv):
+                name = argv[j + 1]
+                if any(c < 33 or c > 126 for c in name):
+                    return error_reply("Client names cannot contain spaces, newlines or special characters.")
+                j += 2
+            else:
+                return error_reply(b"Syntax error in HELLO option '%s'" % cstr(argv[j]))
+        if name is not None:
+            client.name = name or None
+        return raw_array([bulk(b"server"), bulk(b"redis"), bulk(b"version"), bulk(REDIS_VERSION),
+                          bulk(b"proto"), integer(2), bulk(b"id"), integer(client.id), bulk(b"mode"),
+                          bulk(b"standalone"), bulk(b"role"), bulk(b"master"), bulk(b"modules"), EMPTY_ARRAY])
+
+    @checked
+    def select(argv, client):
+        index = string2ll(argv[1])
+        if index is None:
+            return NOT_INTEGER
+        if not -(2**31) <= index < 2**31:
+            return error_reply("value is out of range, value must between -2147483648 and 2147483647")
+        return OK if index == 0 else DB_OUT_OF_RANGE
+
+    @checked
+    def client_(argv, client):
+        sub = argv[1].lower()
+        n = len(argv)
+        if sub == b"setname":
+            if n != 3:
+                return arity_error("client|setname")
+            name = argv[2]
+            if any(c < 33 or c > 126 for c in name):
+                return error_reply("Client names cannot contain spaces, newlines or special characters.")
+            client.name = name or None
+            return OK
+        if sub == b"getname":
+            if n != 2:
+                return arity_error("client|getname")
+            return maybe_bulk(client.name)
+        if sub == b"id":
+            if n != 2:
+                return arity_error("client|id")
+            return integer(client.id)
+        if sub == b"setinfo":
+            if n != 4:
+                return arity_error("client|setinfo")
+            attr = argv[2].lower()
+            if attr not in (b"lib-name", b"lib-ver"):
+                return error_reply(b"Unrecognized option '%s'" % cstr(argv[2]))
+            if any(c < 33 or c > 126 for c in argv[3]):
+                return error_reply(b"%s cannot contain spaces, newlines or special characters." % attr)
+            return OK
+        return unknown_subcommand(argv)
+
+    @checked
+    def command_(argv, client):
+        if len(argv) == 1:
+            return raw_array([command_info(name) for name in SPECS])
+        sub = argv[1].lower()
+        if sub == b"count":
+            if len(argv) != 2:
+                return arity_error("command|count")
+            return integer(len(SPECS))
+        if sub == b"info":
+            return raw_array([command_info(name.lower().decode("latin-1")) for name in argv[2:]])
+        if sub == b"docs":
+            return EMPTY_ARRAY  # no documentation: clients (redis-cli hints) fall back
+        if sub == b"list":
+            return array([name.encode() for name in SPECS])
+        return unknown_subcommand(argv)
+
+    @checked
+    def config(argv, client):
+        sub = argv[1].lower()
+        if sub != b"get":
+            return unknown_subcommand(argv)
+        if len(argv) < 3:
+            return arity_error("config|get")
+        params = {
+            b"save": b"", b"appendonly": b"no", b"databases": b"1", b"maxmemory": b"0",
+            b"proto-max-bulk-len": b"%d" % max_bulk, b"hz": b"%d" % info.hz, b"timeout": b"0",
+        }
+        found: dict[bytes, bytes] = {}
+        for pattern in argv[2:]:
+            pattern = pattern.lower()
+            for name, value in params.items():
+                if name not in found and matches(pattern, name):
+                    found[name] = value
+        return array([x for pair in found.items() for x in pair])
+
+    @checked
+    def info_(argv, client):
+        wanted = {a.lower() for a in argv[1:]} or {b"default"}
+        every = bool(wanted & {b"default", b"all", b"everything"})
+        sections = []
+        if every or b"server" in wanted:
+            uptime = int(time.monotonic() - info.started)
+            sections.append("\r\n".join([
+                "# Server",
+                f"redis_version:{REDIS_VERSION.decode()}",
+                "redis_mode:standalone",
+                f"os:{platform.system()} {platform.release()} {platform.machine()}",
+                "arch_bits:64",
+                f"multiplexing_api:{info.poller or 'none'}",
+                f"netcore_dispatch:{info.dispatch}",
+                f"process_id:{os.getpid()}",
+                f"tcp_port:{info.port_of()}",
+                f"uptime_in_seconds:{uptime}",
+                f"uptime_in_days:{uptime // 86400}",
+                f"hz:{info.hz}",
+                f"expired_keys:{ks.expired_keys}",
+            ]) + "\r\n")
+        if every or b"keyspace" in wanted:
+            lines = ["# Keyspace"]
+            if data:
+                lines.append(f"db0:keys={len(data)},expires={len(expires)},avg_ttl={ks.average_ttl()}")
+            sections.append("\r\n".join(lines) + "\r\n")
+        return bulk("\r\n".join(sections).encode())
+
+    # -- keyspace ----------------------------------------------------------------------
+    @checked
+    def dbsize(argv, client):
+        return integer(len(data))
+
+    def flush(argv):
+        if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() not in (b"async", b"sync")):
+            return SYNTAX
+        ks.clear()
+        return OK
+
+    @checked
+    def flushdb(argv, client):
+        return flush(argv)
+
+    @checked
+    def flushall(argv, client):
+        return flush(argv)  # one keyspace: FLUSHALL is FLUSHDB
+
+    @checked
+    def del_(argv, client):
+        delete = ks.delete
+        return integer(sum(1 for key in argv[1:] if delete(key)))
+
+    def unlink(argv, client):
+        return del_(argv, client)
+
+    checked(unlink)
+
+    @checked
+    def exists(argv, client):
+        return integer(sum(1 for key in argv[1:] if alive(key) is not None))
+
+    @checked
+    def type_(argv, client):
+        value = alive(argv[1])
+        if value is None:
+            return b"+none\r\n"
+        return {bytes: b"+string\r\n", collections.deque: b"+list\r\n", dict: b"+hash\r\n"}[value.__class__]
+
+    @checked
+    def keys(argv, client):
+        pattern = argv[1]
+        now = now_ms()
+        live = [key for key in data if not (key in expires and expires[key] <= now)] if expires else list(data)
+        if pattern != b"*":
+            live = [key for key in live if matches(pattern, key)]
+        return array(live)
+
+    # -- expiry ------------------------------------------------------------------------
+    def expire_generic(argv, client, name, unit_ms):
+        nx = xx = gt = lt = False
+        for opt in argv[3:]:
+            low = opt.lower()
+            if low == b"nx":
+                nx = True
+            elif low == b"xx":
+                xx = True
+            elif low == b"gt":
+                gt = True
+            elif low == b"lt":
+                lt = True
+            else:
+                return error_reply(b"Unsupported option %s" % cstr(opt))
+        if nx and (xx or gt or lt):
+            return error_reply("NX and XX, GT or LT options at the same time are not compatible")
+        if gt and lt:
+            return error_reply("GT and LT options at the same time are not compatible")
+        when = parse_int(argv[2])
+        if unit_ms == 1000:
+            if when > LLONG_MAX // 1000 or when < -(-LLONG_MIN // 1000):
+                return error_reply(f"invalid expire time in '{name}' command")
+            when *= 1000
+        base = now_ms()
+        if when > LLONG_MAX - base:
+            return error_reply(f"invalid expire time in '{name}' command")
+        when += base
+        key = argv[1]
+        if alive(key) is None:
+            return ZERO
+        current = ks.deadline(key)
+        if nx and current != -1:
+            return ZERO
+        if xx and current == -1:
+            return ZERO
+        if gt and (current == -1 or when <= current):
+            return ZERO
+        if lt and current != -1 and when >= current:
+            return ZERO
+        if when <= now_ms():
+            ks.delete(key)
+        else:
+            ks.set_deadline(key, when)
+        return ONE
+
+    @checked
+    def expire(argv, client):
+        return expire_generic(argv, client, "expire", 1000)
+
+    @checked
+    def pexpire(argv, client):
+        return expire_generic(argv, client, "pexpire", 1)
+
+    def ttl_generic(key, in_ms):
+        if alive(key) is None:
+            return MINUS_TWO
+        when = ks.deadline(key)
+        if when == -1:
+            return MINUS_ONE
+        left = max(0, when - now_ms())
+        return integer(left if in_ms else (left + 500) // 1000)
+
+    @checked
+    def ttl(argv, client):
+        return ttl_generic(argv[1], False)
+
+    @checked
+    def pttl(argv, client):
+        return ttl_generic(argv[1], True)
+
+    @checked
+    def persist(argv, client):
+        if alive(argv[1]) is None:
+            return ZERO
+        return ONE if ks.persist(argv[1]) else ZERO
+
+    # -- strings -----------------------------------------------------------------------
+    arity_get = arity["get"]
+    crlf = CRLF
+    headers = BULK_HEADERS
+    header_cache = HEADER_CACHE
+
+    @command
+    def get(argv, client):
+        if len(argv) != 2:
+            return arity_get
+        key = argv[1]
+        value = data_get(key)
+        if value is None:
+            return NIL
+        if expires and key in expires and expires[key] <= now_ms():
+            ks._expire(key)
+            return NIL
+        if value.__class__ is not bytes:
+            return WRONGTYPE
+        n = len(value)
+        return (headers[n] if n < header_cache else b"$%d\r\n" % n) + value + crlf
+
+    @command
+    def set_(argv, client):
+        if len(argv) == 3:  # plain SET key value: the hot case
+            key = argv[1]
+            data[key] = argv[2]
+            if expires and key in expires:
+                del expires[key]
+            return OK
+        if len(argv) < 3:
+            return arity["set"]
+        return set_with_options(argv)
+
+    def set_with_options(argv):
+        nx = xx = get_ = keepttl = False
+        unit = None  # b"ex", b"px", b"exat" or b"pxat"
+        expire_arg = None
+        j, n = 3, len(argv)
+        while j < n:
+            opt = argv[j].lower()
+            has_next = j + 1 < n
+            if opt == b"nx" and not xx:
+                nx = True
+            elif opt == b"xx" and not nx:
+                xx = True
+            elif opt == b"get":
+                get_ = True
+            elif opt == b"keepttl" and unit is None:
+                keepttl = True
+            elif opt in (b"ex", b"px", b"exat", b"pxat") and not keepttl and unit in (None, opt) and has_next:
+                unit = opt
+                expire_arg = argv[j + 1]
+                j += 1
+            else:
+                return SYNTAX
+            j += 1
+        when = None
+        if unit is not None:
+            ms = parse_int(expire_arg)
+            seconds = unit in (b"ex", b"exat")
+            if ms <= 0 or (seconds and ms > LLONG_MAX // 1000):
+                return error_reply("invalid expire time in 'set' command")
+            if seconds:
+                ms *= 1000
+            if unit in (b"ex", b"px"):
+                if ms > LLONG_MAX - now_ms():
+                    return error_reply("invalid expire time in 'set' command")
+                ms += now_ms()
+            when = ms
+        key = argv[1]
+        old_reply = b""
+        if get_:
+            old_reply = maybe_bulk(string_value(key))
+        found = alive(key) is not None
+        if (nx and found) or (xx and not found):
+            return old_reply if get_ else NIL
+        data[key] = argv[2]
+        if not keepttl and expires:
+            expires.pop(key, None)
+        if when is not None:
+            if when <= now_ms():
+                ks.delete(key)
+            else:
+                ks.set_deadline(key, when)
+        return old_reply if get_ else OK
+
+    @checked
+    def getset(argv, client):
+        key = argv[1]
+        old = string_value(key)
+        data[key] = argv[2]
+        if expires:
+            expires.pop(key, None)
+        return maybe_bulk(old)
+
+    @checked
+    def setnx(argv, client):
+        key = argv[1]
+        if alive(key) is not None:
+            return ZERO
+        data[key] = argv[2]
+        return ONE
+
+    @checked
+    def mget(argv, client):
+        values = []
+        for key in argv[1:]:
+            value = alive(key)
+            values.append(value if value.__class__ is bytes else None)
+        return array(values)
+
+    @checked
+    def mset(argv, client):
+        if len(argv) % 2 == 0:
+            return arity["mset"]
+        for i in range(1, len(argv), 2):
+            key = argv[i]
+            data[key] = argv[i + 1]
+            if expires:
+                expires.pop(key, None)
+        return OK
+
+    def incr_by(key: bytes, delta: int) -> bytes:
+        old = string_value(key)
+        current = 0 if old is None else parse_int(old)
+        value = current + delta
+        if not LLONG_MIN <= value <= LLONG_MAX:
+            return OVERFLOW
+        data[key] = b"%d" % value  # an existing deadline is kept, as in Redis
+        return integer(value)
+
+    @checked
+    def incr(argv, client):
+        return incr_by(argv[1], 1)
+
+    @checked
+    def decr(argv, client):
+        return incr_by(argv[1], -1)
+
+    @checked
+    def incrby(argv, client):
+        return incr_by(argv[1], parse_int(argv[2]))
+
+    @checked
+    def decrby(argv, client):
+        delta = parse_int(argv[2])
+        if delta == LLONG_MIN:
+            return error_reply("decrement would overflow")
+        return incr_by(argv[1], -delta)
+
+    @checked
+    def append(argv, client):
+        key = argv[1]
+        old = string_value(key)
+        value = argv[2] if old is None else old + argv[2]
+        if old is not None and len(value) > max_bulk:
+            return STRING_TOO_LONG
+        data[key] = value
+        return integer(len(value))
+
+    @checked
+    def strlen(argv, client):
+        value = string_value(argv[1])
+        return ZERO if value is None else integer(len(value))
+
+    # -- lists -------------------------------------------------------------------------
+    def push(argv, left):
+        key = argv[1]
+        items = typed(key, collections.deque)
+        if items is None:
+            items = data[key] = collections.deque()
+        if left:
+            items.extendleft(argv[2:])
+        else:
+            items.extend(argv[2:])
+        return integer(len(items))
+
+    @checked
+    def lpush(argv, client):
+        return push(argv, True)
+
+    @checked
+    def rpush(argv, client):
+        return push(argv, False)
+
+    def pop(argv, left):
+        if len(argv) > 3:
+            return arity["lpop" if left else "rpop"]
+        count = None
+        if len(argv) == 3:
+            count = parse_int(argv[2], MUST_BE_POSITIVE)
+            if count < 0:
+                return MUST_BE_POSITIVE
+        key = argv[1]
+        items = typed(key, collections.deque)
+        if items is None:
+            return NIL if count is None else NIL_ARRAY
+        if count == 0:
+            return EMPTY_ARRAY
+        take = items.popleft if left else items.pop
+        if count is None:
+            reply = bulk(take())
+        else:
+            reply = array([take() for _ in range(min(count, len(items)))])
+        if not items:
+            ks.delete(key)
+        return reply
+
+    @checked
+    def lpop(argv, client):
+        return pop(argv, True)
+
+    @checked
+    def rpop(argv, client):
+        return pop(argv, False)
+
+    @checked
+    def lrange(argv, client):
+        start = parse_int(argv[2])
+        stop = parse_int(argv[3])
+        items = typed(argv[1], collections.deque)
+        if items is None:
+            return EMPTY_ARRAY
+        n = len(items)
+        if start < 0:
+            start += n
+        if stop < 0:
+            stop += n
+        if start < 0:
+            start = 0
+        if start > stop or start >= n:
+            return EMPTY_ARRAY
+        stop = min(stop, n - 1)
+        if start > n - 1 - stop:  # nearer the tail: walk from there (a deque has no O(1) middle)
+            return array(list(itertools.islice(reversed(items), n - 1 - stop, n - start))[::-1])
+        return array(list(itertools.islice(items, start, stop + 1)))
+
+    @checked
+    def llen(argv, client):
+        items = typed(argv[1], collections.deque)
+        return ZERO if items is None else integer(len(items))
+
+    # -- hashes ------------------------------------------------------------------------
+    @checked
+    def hset(argv, client):
+        if len(argv) % 2 == 1:
+            return arity["hset"]
+        key = argv[1]
+        fields = typed(key, dict)
+        if fields is None:
+            fields = data[key] = {}
+        added = 0
+        for i in range(2, len(argv), 2):
+            if argv[i] not in fields:
+                added += 1
+            fields[argv[i]] = argv[i + 1]
+        return integer(added)
+
+    @checked
+    def hget(argv, client):
+        fields = typed(argv[1], dict)
+        return NIL if fields is None else maybe_bulk(fields.get(argv[2]))
+
+    @checked
+    def hdel(argv, client):
+        key = argv[1]
+        fields = typed(key, dict)
+        if fields is None:
+            return ZERO
+        removed = 0
+        for field in argv[2:]:
+            if fields.pop(field, None) is not None:
+                removed += 1
+        if not fields:
+            ks.delete(key)
+        return integer(removed)
+
+    @checked
+    def hgetall(argv, client):
+        fields = typed(argv[1], dict)
+        if not fields:
+            return EMPTY_ARRAY
+        return array([x for pair in fields.items() for x in pair])
+
+    missing = set(SPECS) - set(table)
+    assert not missing, f"commands without an implementation: {missing}"
+    by_name: dict[bytes, Command] = {}
+    for name, fn in table.items():
+        by_name[name.encode()] = fn
+        by_name[name.upper().encode()] = fn
+    return by_name
+
+
+def command_info(name: str) -> bytes:
+    """One entry of COMMAND / COMMAND INFO (Redis 7's ten fields), or nil if unknown."""
+    spec = SPECS.get(name)
+    if spec is None:
+        return NIL_ARRAY
+    arity, flags, first, last, step = spec
+    return raw_array([
+        bulk(name.encode()), integer(arity) if arity >= 0 else b":%d\r\n" % arity,
+        raw_array([status(f.encode()) for f in flags]),
+        integer(first), integer(last) if last >= 0 else b":%d\r\n" % last, integer(step),
+        EMPTY_ARRAY, EMPTY_ARRAY, EMPTY_ARRAY, EMPTY_ARRAY,
+    ])
+
+
+def make_executor(table: dict[bytes, Command]) -> Callable[[Any, list], bytes]:
+    """``execute(client, batch)``: run every command of ``batch`` in order, join the replies.
+
+    Commands look up in one dict get (the table holds the lower- and upper-case names);
+    mixed case, unknown names and the protocol-error marker take the slow way. An error
+    in one command answers that command only. QUIT ends the batch.
+    """
+    lookup = table.get
+
+    def other(argv: list, client: Any) -> bytes:
+        name = argv[0]
+        if name is None:  # the marker a protocol error leaves at the end of a batch
+            return argv[1]
+        fn = table.get(name.lower())
+        if fn is None:
+            return unknown_command(argv)
+        return fn(argv, client)
+
+    def execute(client: Any, batch: list) -> bytes:
+        out: list[bytes] = []
+        append = out.append
+        try:
+            for argv in batch:
+                try:
+                    append(lookup(argv[0], other)(argv, client))
+                except Reply as reply:
+                    append(reply.reply)
+                except Exception as exc:  # a bug in a command: its reply only, never the server
+                    append(error_reply(f"internal error in '{argv[0]!r}': {type(exc).__name__}"))
+        except Quit:
+            append(OK)
+            client.quit = True
+        return b"".join(out)
+
+    return execute

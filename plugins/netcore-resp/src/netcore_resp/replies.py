@@ -1,0 +1,86 @@
+"""RESP2 replies: the constant ones prebuilt, the rest encoded with as little work as possible.
+
+Per-request formatting shows at the microsecond scale (PERFORMANCE.md), so every reply
+that never changes is a module constant, and the ``$<len>\\r\\n`` header of a bulk string
+shorter than :data:`HEADER_CACHE` comes from a table.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from netcore_resp.framing import error_reply
+
+CRLF = b"\r\n"
+OK = b"+OK\r\n"
+PONG = b"+PONG\r\n"
+NIL = b"$-1\r\n"
+NIL_ARRAY = b"*-1\r\n"
+EMPTY_ARRAY = b"*0\r\n"
+ZERO = b":0\r\n"
+ONE = b":1\r\n"
+MINUS_ONE = b":-1\r\n"
+MINUS_TWO = b":-2\r\n"
+
+WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+NOT_INTEGER = error_reply("value is not an integer or out of range")
+SYNTAX = error_reply("syntax error")
+OVERFLOW = error_reply("increment or decrement would overflow")
+DB_OUT_OF_RANGE = error_reply("DB index is out of range")
+MUST_BE_POSITIVE = error_reply("value is out of range, must be positive")
+STRING_TOO_LONG = error_reply("string exceeds maximum allowed size (proto-max-bulk-len)")
+
+HEADER_CACHE = 4096
+_BULK_HEADERS = tuple(b"$%d\r\n" % n for n in range(HEADER_CACHE))
+_INTEGERS = tuple(b":%d\r\n" % n for n in range(1024))
+
+
+class Reply(Exception):
+    """Raised by a command to answer with ``reply`` (an error) and stop there."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+
+
+class Quit(BaseException):
+    """Raised by QUIT: answer +OK, run nothing after it, close the connection.
+
+    A BaseException so that the per-command ``except Exception`` does not catch it.
+    """
+
+
+def bulk(value: bytes) -> bytes:
+    n = len(value)
+    return (_BULK_HEADERS[n] if n < HEADER_CACHE else b"$%d\r\n" % n) + value + CRLF
+
+
+def maybe_bulk(value: bytes | None) -> bytes:
+    return NIL if value is None else bulk(value)
+
+
+def integer(n: int) -> bytes:
+    return _INTEGERS[n] if 0 <= n < 1024 else b":%d\r\n" % n
+
+
+def array(items: Iterable[bytes | None]) -> bytes:
+    """An array of bulk strings (None items are nil)."""
+    parts = [NIL if item is None else bulk(item) for item in items]
+    return b"*%d\r\n" % len(parts) + b"".join(parts)
+
+
+def raw_array(encoded: list[bytes]) -> bytes:
+    """An array whose elements are already encoded replies."""
+    return b"*%d\r\n" % len(encoded) + b"".join(encoded)
+
+
+def status(text: bytes) -> bytes:
+    return b"+" + text + CRLF
+
+
+def arity_error(name: str) -> bytes:
+    return error_reply(f"wrong number of arguments for '{name}' command")
+
+
+def cstr(value: bytes) -> bytes:
+    """What C's ``%s`` prints of an argument: up to its first NUL byte."""
+    return value.split(b"\0", 1)[0]
