@@ -11,16 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netcore.bench.generators import Load
+from netcore.bench.peers import PEERS
 
-#: Peers: reference servers started like netcore (same runner, same events on stderr).
-PEER_MODULE = "netcore.bench.peers.asyncio_echo"
-PEER_PROTOCOLS = {"asyncio": ("echo",), "uvloop": ("echo",)}
+#: Peers: reference servers started like netcore (same runner, same events on stderr);
+#: which protocols each serves (see :mod:`netcore.bench.peers`).
+PEER_PROTOCOLS = {name: peer.protocols for name, peer in PEERS.items()}
 
 
 @dataclass
 class Case:
     key: str
-    #: "netcore" or a peer name ("asyncio", "uvloop")
+    #: "netcore" or a peer name (a key of :data:`netcore.bench.peers.PEERS`)
     server: str
     #: arguments after ``netcore serve`` (or the peer's own)
     args: list[str]
@@ -36,7 +37,8 @@ class Case:
     def command_prefix(self) -> list[str]:
         if self.server == "netcore":
             return [sys.executable, "-m", "netcore"]
-        return [sys.executable, "-m", PEER_MODULE]
+        spec = PEERS.get(self.server)  # an unknown peer's case is skipped, never started
+        return [sys.executable, "-m", spec.module if spec else "netcore.bench.peers.launcher"]
 
     def command(self) -> list[str]:
         """The full command line the runner starts (for the record)."""
@@ -49,13 +51,15 @@ class Case:
 
 
 def peer_case(peer: str, protocol: str, load: Load, key: str | None = None) -> Case:
-    case = Case(key=key or f"{peer} [{load.label()}]", server=peer, args=["--loop", peer], protocol=protocol,
-                load=load, params={"peer": peer})
-    if protocol not in PEER_PROTOCOLS.get(peer, ()):
+    """A reference server's case; skipped with the reason if unknown, not installed or
+    not serving ``protocol``. An unknown peer is started as nothing (its case is skipped)."""
+    spec = PEERS.get(peer)
+    case = Case(key=key or f"{peer} [{load.label()}]", server=peer if spec else f"unknown:{peer}",
+                args=list(spec.args) if spec else [], protocol=protocol, load=load, params={"peer": peer})
+    if spec is None:
+        case.skip = f"unknown peer {peer!r} (known: {', '.join(PEERS)})"
+    elif protocol not in spec.protocols:
         case.skip = f"peer {peer!r} does not serve protocol {protocol!r} in this bench"
-    elif peer == "uvloop":
-        try:
-            import uvloop  # noqa: F401
-        except ImportError as exc:
-            case.skip = f"uvloop not installed ({exc}); pip install uvloop"
+    elif why := spec.unavailable():
+        case.skip = f"peer {peer!r} unavailable: {why}"
     return case

@@ -44,8 +44,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="measured seconds per run (default 5)")
     p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per run, not counted (default 1)")
     p.add_argument("--rounds", type=int, default=3, help="rounds; cases alternate A B A B (default 3)")
-    p.add_argument("--peers", help="reference servers where installed: asyncio,uvloop ('' for none; "
-                   "default matrix: asyncio,uvloop; presets: none)")
+    p.add_argument("--peers", help="reference servers where installed ('' for none): asyncio,uvloop (echo; "
+                   "default matrix: both), uvicorn,waitress,gunicorn-sync,gunicorn-gthread,nginx (http; "
+                   "http preset: all), redis-server (resp; resp preset: it); other presets: none")
+    p.add_argument("--pipeline", help="resp preset: redis-benchmark -P values, N,M,... (default 1,16)")
+    p.add_argument("--requests", type=int, help="resp preset: redis-benchmark -n per run (default 200000)")
+    p.add_argument("--tests", help="resp preset: redis-benchmark tests, a,b,... (default "
+                   "ping_inline,ping_mbulk,set,get)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to every netcore server")
     p.add_argument("--json", metavar="FILE", help="write every raw figure and the machine description")
     p.add_argument("--plot", metavar="FILE.png", help="write a chart (needs matplotlib)")
@@ -63,7 +68,7 @@ def make_plan(args: argparse.Namespace, installed: registry.Installed) -> Plan:
     if args.preset != "default" and args.peers is None:
         opts.pop("peers", None)
     plan = PRESETS[args.preset](opts, installed)
-    if args.preset != "default" and args.peers:
+    if args.preset != "default" and args.peers and not plan.peers_included:
         from netcore.bench.cases import peer_case
         for load in dict.fromkeys(c.load for c in plan.cases):
             for peer in args.peers.split(","):
@@ -75,12 +80,44 @@ def make_plan(args: argparse.Namespace, installed: registry.Installed) -> Plan:
     return plan
 
 
+def _generators(plan: Plan, args: argparse.Namespace, disp) -> dict[str, generators.Generator]:
+    """One load generator per protocol still to run; a missing or unbuildable one skips
+    that protocol's rows with the reason (wrk absent: the http rows say so, echo runs)."""
+    gens: dict[str, generators.Generator] = {}
+    for protocol in dict.fromkeys(c.protocol for c in plan.cases if not c.skip):
+        cls = generators.for_protocol(protocol)
+        assert cls is not None  # make_plan skipped protocols without an adapter
+        gen = cls(rebuild=args.rebuild) if cls is generators.EchoClient else cls()
+        why = gen.unavailable()
+        if why is None:
+            try:
+                gen.prepare(disp.note)
+            except Exception as exc:  # a compile failure is every row's reason, not a traceback
+                why = str(exc)
+        if why is not None:
+            for case in plan.cases:
+                if case.protocol == protocol:
+                    case.skip = case.skip or f"load generator {gen.name} unavailable: {why}"
+            continue
+        gens[protocol] = gen
+    return gens
+
+
 def main(argv: Sequence[str] | None = None, plugin_args: Sequence[str] = ()) -> int:
     args = parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.rounds < 1:
         parser().error("--rounds must be at least 1")
     if args.duration is not None and not 0 < args.duration <= 3600:
         parser().error("--duration must be in (0, 3600]")
+    if args.requests is not None and args.requests < 1:
+        parser().error("--requests must be at least 1")
+    try:
+        for option in ("pipeline", "connections", "size", "workers", "idle", "backlog"):
+            for value in (getattr(args, option) or "").split(","):
+                if value.strip() and int(value) < (0 if option in ("idle",) else 1):
+                    parser().error(f"--{option}: {value.strip()} is below the minimum")
+    except ValueError as exc:
+        parser().error(f"a count option is not an integer: {exc}")
     installed = registry.query(tuple(plugin_args))
     plan = make_plan(args, installed)
     if args.list:
@@ -89,22 +126,13 @@ def main(argv: Sequence[str] | None = None, plugin_args: Sequence[str] = ()) -> 
                   + (f"  [skipped: {case.skip}]" if case.skip else ""))
         return 0
     server_cpu, generator_cpu, pin_note = machine.pinning()
-    gen = generators.EchoClient(rebuild=args.rebuild)
     disp = display_mod.choose(plan, args.rounds, args.plain)
     warnings: list[str] = []
     if installed.error:
         warnings.append(installed.error)
-    if why := gen.unavailable():
-        for case in plan.cases:
-            case.skip = case.skip or f"load generator unavailable: {why}"
-    else:
-        try:
-            gen.prepare(disp.note)
-        except Exception as exc:  # a compile failure is every row's reason, not a traceback
-            for case in plan.cases:
-                case.skip = case.skip or f"load generator: {exc}"
+    gens = _generators(plan, args, disp)
     desc = machine.describe(pin_note)
-    ctx = runner.Context(generator=gen, server_cpu=server_cpu, generator_cpu=generator_cpu,
+    ctx = runner.Context(generators=gens, server_cpu=server_cpu, generator_cpu=generator_cpu,
                          gen_saturated_percent=args.gen_saturated, extra_plugin_args=tuple(plugin_args))
     runs: list[dict[str, Any]] = []
     interrupted = False
@@ -114,7 +142,9 @@ def main(argv: Sequence[str] | None = None, plugin_args: Sequence[str] = ()) -> 
 
     old = signal.signal(signal.SIGTERM, on_term)
     todo = [c for c in plan.cases if not c.skip]
-    disp.note(f"{desc['cpu_model']}, {desc['nproc']} CPU, Linux {desc['kernel']}, Python {desc['python']}; {pin_note}")
+    disp.note(f"{desc['cpu_model']}, {desc['nproc']} CPU, Linux {desc['kernel']}, Python {desc['python']}; {pin_note}; "
+              f"load average at start {desc['loadavg_at_start'][0]:.2f} (other work on these CPUs skews "
+              "absolute figures: compare rows of one run)")
     try:
         with disp:
             disp.start(len(todo) * args.rounds)
@@ -147,10 +177,11 @@ def main(argv: Sequence[str] | None = None, plugin_args: Sequence[str] = ()) -> 
     doc = {"schema_version": SCHEMA_VERSION, "preset": plan.name, "title": plan.title, "claim": plan.claim,
            "command": ["netcore", *plugin_args, "bench", *(sys.argv[1:] if argv is None else argv)],
            "machine": desc,
-           "config": {"rounds": args.rounds, "generator": gen.name, "server_cpu": server_cpu,
+           "config": {"rounds": args.rounds, "generator": ",".join(g.name for g in gens.values()) or "none",
+                      "server_cpu": server_cpu,
                       "generator_cpu": generator_cpu, "gen_saturated_percent": args.gen_saturated},
            "cases": [c.as_dict() for c in plan.cases], "runs": runs, "rows": rows, "warnings": warnings,
-           "interrupted": interrupted}
+           "targets": results.check_targets(plan.targets, rows), "interrupted": interrupted}
     problems = validate(doc)
     if problems:  # a bug of the bench, not of the user: say so loudly but keep the data
         disp.note("WARNING: result document does not match its schema: " + "; ".join(problems[:5]))

@@ -59,6 +59,11 @@ class PlainDisplay:
         headers, body = results.table(rows, plan.columns, rounds)
         print(f"\n{plan.title}", file=self.out)
         print(results.plain_table(headers, body), file=self.out)
+        checked = results.check_targets(plan.targets, rows)
+        if checked:
+            print("\ntargets (ratios of medians from this run):", file=self.out)
+            for line in results.target_lines(checked):
+                print(f"  {line}", file=self.out)
         missing = results.not_measured(rows)
         if missing:
             print("\nnot measured:", file=self.out)
@@ -124,6 +129,8 @@ class RichDisplay(PlainDisplay):
 
     def final(self, plan: Plan, rows: list[dict[str, Any]], rounds: int) -> None:
         self.console.print(self._table(rows))
+        for line in results.target_lines(results.check_targets(plan.targets, rows)):
+            self.console.print(f"target {line}")
         for line in results.not_measured(rows):
             self.console.print(f"[dim]not measured: {line}[/dim]")
 

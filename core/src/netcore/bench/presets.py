@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from netcore.bench.cases import Case
+from netcore.bench.cases import Case, peer_case
 from netcore.bench.generators import Load
 from netcore.bench.matrix import expand, ints, netcore_case, split
+from netcore.bench.peers import peer_names
 from netcore.bench.registry import Installed
-from netcore.bench.results import Column
+from netcore.bench.results import Column, Target
 
 
 @dataclass
@@ -28,6 +29,10 @@ class Plan:
     #: the metric plotted, per case, with its axis label
     plot: tuple[str, str] = ("server_cpu_us_per_msg", "server CPU µs per message")
     notes: list[str] = field(default_factory=list)
+    #: the preset chose its peers (from ``--peers``): the CLI adds no echo peers to it
+    peers_included: bool = False
+    #: claims checked against this run's medians, printed under the table and kept in --json
+    targets: list[Target] = field(default_factory=list)
 
 
 def _load(opts: dict[str, Any], **defaults: Any) -> Load:
@@ -216,5 +221,110 @@ def backlog(opts: dict[str, Any], inst: Installed) -> Plan:
                 plot=("delayed_1s", "connects delayed by a SYN retransmission"))
 
 
+def _peers(opts: dict[str, Any], protocol: str) -> list[str]:
+    """``--peers a,b`` (unknown names become skipped rows), '' for none, else every peer of ``protocol``."""
+    if opts.get("peers") is None:
+        return peer_names(protocol)
+    return split(opts["peers"])
+
+
+#: The http preset's netcore rows: label -> (dispatch, threads, app). The WSGI rows run
+#: the same app module as waitress and gunicorn (``netcore.bench.peers.wsgi_hello``).
+HTTP_NETCORE: dict[str, tuple[str, int | None, bool]] = {
+    "netcore hello": ("inline", None, False),
+    "netcore WSGI inline": ("inline", None, True),
+    "netcore WSGI pool": ("pool", 4, True),
+}
+WSGI_HELLO = "netcore.bench.peers.wsgi_hello:app"
+#: (netcore row, peer, minimum requests/s ratio): the http issue's targets.
+HTTP_TARGETS = (("netcore hello", "uvicorn", 2.5), ("netcore WSGI inline", "waitress", 4.0),
+                ("netcore WSGI inline", "gunicorn-gthread", 8.0), ("netcore WSGI pool", "waitress", 4.0),
+                ("netcore WSGI pool", "gunicorn-gthread", 8.0))
+
+
+def http(opts: dict[str, Any], inst: Installed) -> Plan:
+    """wrk keep-alive against netcore's hello and WSGI rows and the HTTP peers."""
+    poller = opts.get("poller") if opts.get("poller") not in (None, "all") else None
+    peers = _peers(opts, "http")
+    cases: list[Case] = []
+    targets: list[Target] = []
+    for conns in ints(opts.get("connections"), 0) if opts.get("connections") else [64, 256]:
+        load = _load(opts, connections=conns)
+        keys: dict[str, str] = {}
+        for label, (dispatch, threads, wsgi) in HTTP_NETCORE.items():
+            params = {"poller": poller, "dispatch": dispatch, "threads": threads, "protocol": "http",
+                      "server": label, "connections": conns}
+            extra = (["--app", WSGI_HELLO] if wsgi else []) + list(opts.get("serve_args", []))
+            keys[label] = f"{label} {conns}c"
+            cases.append(netcore_case(params, load, inst, extra=extra, key=keys[label]))
+        for peer in peers:
+            keys[peer] = f"{peer} {conns}c"
+            case = peer_case(peer, "http", load, key=keys[peer])
+            case.params.update(server=peer, connections=conns)
+            cases.append(case)
+        base = keys.get("uvicorn")
+        for case in cases[-len(keys):]:
+            case.baseline = base
+        targets += [Target(f"{conns}c {a} req/s vs {b}", keys[a], keys[b], minimum)
+                    for a, b, minimum in HTTP_TARGETS if b in keys]
+    cols = [Column("server", "p:server"), Column("conns", "p:connections"),
+            Column("req/s (min-max)", "m:messages_per_s", ",.0f"), Column("p50 µs", "v:p50_us", ",.0f"),
+            Column("p99 µs", "v:p99_us", ",.0f"),
+            Column("srv CPU µs/req (min-max)", "m:server_cpu_us_per_msg", ".1f"),
+            Column("req/s vs uvicorn", "r:messages_per_s"), Column("CPU/req vs uvicorn", "r:server_cpu_us_per_msg"),
+            Column("srv CPU%", "v:server_cpu_percent", ".0f"), *COMMON_TAIL]
+    return Plan("http", "HTTP hello, wrk -t1 keep-alive: netcore against uvicorn, waitress, gunicorn, nginx", cases,
+                cols, claim="netcore's built-in hello at least 2.5x uvicorn's requests/s; a WSGI hello app under "
+                            "netcore at least 4x waitress's and 8x gunicorn gthread's",
+                plot=("messages_per_s", "requests per second"), peers_included=True, targets=targets)
+
+
+RESP_TESTS = ("ping_inline", "ping_mbulk", "set", "get")
+
+
+def resp(opts: dict[str, Any], inst: Installed) -> Plan:
+    """redis-benchmark, one test per run, -P 1 and -P 16, against netcore resp and redis-server."""
+    poller = opts.get("poller") if opts.get("poller") not in (None, "all") else None
+    dispatches = split(opts.get("dispatch")) or ["inline"]
+    tests = [t.lower() for t in split(opts.get("tests"))] or list(RESP_TESTS)
+    peers = _peers(opts, "resp")
+    cases: list[Case] = []
+    targets: list[Target] = []
+    for pipeline in ints(opts.get("pipeline"), 0) if opts.get("pipeline") else [1, 16]:
+        for test in tests:
+            load = _load(opts, connections=ints(opts.get("connections"), 50)[0], size=ints(opts.get("size"), 3)[0],
+                         pipeline=pipeline, test=test, requests=opts.get("requests") or 200_000, duration=0.0)
+            load = replace(load, duration=0.0)  # bounded by -n, not by time
+            mine: list[Case] = []
+            for dispatch in dispatches:
+                params = {"poller": poller, "dispatch": dispatch, "protocol": "resp", "server": f"netcore {dispatch}",
+                          "pipeline": pipeline, "test": test}
+                mine.append(netcore_case(params, load, inst, extra=list(opts.get("serve_args", [])),
+                                         key=f"netcore {dispatch} -P{pipeline} {test}"))
+            for peer in peers:
+                case = peer_case(peer, "resp", load, key=f"{peer} -P{pipeline} {test}")
+                case.params.update(server=peer, pipeline=pipeline, test=test)
+                mine.append(case)
+            base = f"redis-server -P{pipeline} {test}" if "redis-server" in peers else None
+            for case in mine:
+                case.baseline = base
+            minimum = 0.9 if pipeline == 1 else 0.5 if pipeline == 16 and test in ("get", "set") else None
+            if base and minimum:
+                targets += [Target(f"{c.key} req/s vs redis-server", c.key, base, minimum)
+                            for c in mine if c.server == "netcore"]
+            cases += mine
+    cols = [Column("server", "p:server"), Column("test", "p:test"), Column("-P", "p:pipeline"),
+            Column("req/s (min-max)", "m:messages_per_s", ",.0f"), Column("p50 µs", "v:p50_us", ",.0f"),
+            Column("p99 µs", "v:p99_us", ",.0f"),
+            Column("srv CPU µs/req (min-max)", "m:server_cpu_us_per_msg", ".2f"),
+            Column("req/s vs redis", "r:messages_per_s"), Column("CPU/req vs redis", "r:server_cpu_us_per_msg"),
+            Column("srv CPU%", "v:server_cpu_percent", ".0f"), *COMMON_TAIL]
+    return Plan("resp", "RESP, redis-benchmark: netcore --protocol resp against redis-server", cases, cols,
+                claim="at -P 1 netcore resp at least 0.9x redis-server's requests/s; at -P 16 GET and SET at "
+                      "least 0.5x",
+                plot=("messages_per_s", "requests per second"), peers_included=True, targets=targets)
+
+
 PRESETS: dict[str, Callable[[dict[str, Any], Installed], Plan]] = {
-    "default": default, "idle": idle, "herd": herd, "dispatch": dispatch, "edge": edge, "backlog": backlog}
+    "default": default, "idle": idle, "herd": herd, "dispatch": dispatch, "edge": edge, "backlog": backlog,
+    "http": http, "resp": resp}

@@ -76,6 +76,40 @@ def summarize(cases: list[Case], runs: list[dict[str, Any]]) -> list[dict[str, A
     return rows
 
 
+@dataclass(frozen=True)
+class Target:
+    """A claim checked against the table: ``case``'s ``metric`` at least ``minimum`` x ``peer``'s."""
+
+    label: str
+    case: str
+    peer: str
+    minimum: float
+    metric: str = "messages_per_s"
+
+
+def check_targets(targets: list[Target], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each target with the ratio of medians from this run: met, missed, or not measured."""
+    by_key = {row["case"]: row for row in rows}
+    out = []
+    for t in targets:
+        a, b = by_key.get(t.case), by_key.get(t.peer)
+        ma = a["metrics"].get(t.metric) if a and a["status"] == "ok" else None
+        mb = b["metrics"].get(t.metric) if b and b["status"] == "ok" else None
+        ratio = ma["median"] / mb["median"] if ma and mb and mb["median"] else None
+        status = "not measured" if ratio is None else "met" if ratio >= t.minimum else "missed"
+        out.append({"label": t.label, "case": t.case, "peer": t.peer, "metric": t.metric, "minimum": t.minimum,
+                    "ratio": ratio, "status": status})
+    return out
+
+
+def target_lines(checked: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for t in checked:
+        got = "-" if t["ratio"] is None else f"{t['ratio']:.2f}x"
+        lines.append(f"{t['label']}: {got} (target >= {t['minimum']:g}x): {t['status'].upper()}")
+    return lines
+
+
 def cell(row: dict[str, Any], col: Column, rounds: int) -> str:
     kind, _, name = col.source.partition(":")
     if col.source == "label":

@@ -34,7 +34,8 @@ class RunFailed(Exception):
 
 @dataclass
 class Context:
-    generator: Generator
+    #: protocol -> the load generator that drives it
+    generators: dict[str, Generator]
     server_cpu: int | None
     generator_cpu: int | None
     gen_saturated_percent: float = GEN_SATURATED_PERCENT
@@ -95,26 +96,36 @@ def run_once(case: Case, rnd: int, ctx: Context) -> dict[str, Any]:
         except (ServerFailed, OSError) as exc:
             raise RunFailed(f"server did not start: {_short(str(exc))}") from None
         host, port = server.address
+        generator = ctx.generators[case.protocol]
+        load = case.load
+        if (warm := generator.warmup_command(load, host, port)) is not None:
+            run["generator"]["warmup_command"] = warm
+            _warm_up(warm, generator.time_limit(load), ctx.generator_cpu)
         pids = procfs.process_tree(server.pid)
         rss_start = procfs.tree_rss_kib(pids)
-        cmd = ctx.generator.command(case.load, host, port)
+        cmd = generator.command(load, host, port)
         run["generator"]["command"] = cmd
         gen_cpu0 = os.times()
         gen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                preexec_fn=procfs.child_setup(ctx.generator_cpu))
-        load = case.load
-        if ctx.generator.marks_window:
+        if generator.marks_window:
             lines = _Lines(gen.stderr)
             if not lines.wait_for("warm", time.monotonic() + load.warmup + WINDOW_SLACK_S):
                 raise RunFailed(_gen_failure(gen, lines, "no 'warm' line"))
         pids = procfs.process_tree(server.pid)  # prefork/forking children exist by now
         t0, cpu0, sys0 = time.monotonic(), procfs.tree_cpu_seconds(pids), procfs.tree_syscalls(pids)
         csw0 = procfs.tree_context_switches(pids)
-        if ctx.generator.marks_window:
+        if generator.marks_window:
             if not lines.wait_for("done", time.monotonic() + load.duration + WINDOW_SLACK_S):
                 raise RunFailed(_gen_failure(gen, lines, "no 'done' line"))
         else:
-            gen.wait(load.duration + load.warmup + WINDOW_SLACK_S)
+            # Output up to a pipe's capacity (64 KiB; wrk and redis-benchmark print a few
+            # hundred bytes) cannot block the tool before it exits.
+            try:
+                gen.wait(generator.time_limit(load))
+            except subprocess.TimeoutExpired:
+                raise RunFailed(f"the load generator did not finish within {generator.time_limit(load):.0f} s") \
+                    from None
         pids = list(dict.fromkeys(pids + procfs.process_tree(server.pid)))
         t1, cpu1, sys1 = time.monotonic(), procfs.tree_cpu_seconds(pids), procfs.tree_syscalls(pids)
         csw1 = procfs.tree_context_switches(pids)
@@ -125,12 +136,12 @@ def run_once(case: Case, rnd: int, ctx: Context) -> dict[str, Any]:
             raise RunFailed("the load generator did not exit after its window") from None
         gen_cpu1 = os.times()
         try:
-            figures = ctx.generator.parse(out.decode(errors="replace"))
+            figures = generator.parse(out.decode(errors="replace"), load)
         except ValueError as exc:
             raise RunFailed(_gen_failure(gen, lines, str(exc), err)) from None
         if figures.get("cpu_percent") is None:
-            used = (gen_cpu1.children_user + gen_cpu1.children_system
-                    - gen_cpu0.children_user - gen_cpu0.children_system)
+            used = max(0.0, gen_cpu1.children_user + gen_cpu1.children_system
+                            - gen_cpu0.children_user - gen_cpu0.children_system)
             figures["cpu_percent"] = 100.0 * used / max(t1 - t0, 1e-9)
         run["generator"]["figures"] = figures
         if gen.returncode != 0 or figures.get("errors"):
@@ -165,6 +176,20 @@ def run_once(case: Case, rnd: int, ctx: Context) -> dict[str, Any]:
         if case.load.mode != "burst" and run["metrics"].get("gen_cpu_percent", 0.0) > ctx.gen_saturated_percent:
             run["flags"].append("generator_saturated")
     return run
+
+
+def _warm_up(cmd: list[str], limit: float, cpu: int | None) -> None:
+    """Run the generator's warm-up (pinned like the real run); its figures are not kept."""
+    try:
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=limit,
+                             preexec_fn=procfs.child_setup(cpu))
+    except subprocess.TimeoutExpired:
+        raise RunFailed(f"the load generator's warm-up did not finish within {limit:.0f} s") from None
+    except OSError as exc:
+        raise RunFailed(f"the load generator's warm-up could not start: {exc}") from None
+    if res.returncode != 0:
+        said = (res.stderr or res.stdout).decode(errors="replace")
+        raise RunFailed(_short(f"the load generator's warm-up failed (rc={res.returncode}): {said}"))
 
 
 def _gen_failure(gen, lines, what: str, err: bytes = b"") -> str:
@@ -227,7 +252,7 @@ def metrics(case: Case, run: dict[str, Any]) -> dict[str, float]:
         m["connect_p99_ms"] = m["p99_us"] / 1000.0
         m["connect_max_ms"] = float(g.get("max_us", 0.0)) / 1000.0
     stats = s.get("stats")
-    if stats:
+    if stats and case.protocol == "echo":
         # Whole-run counters (warm-up included): divide by whole-run messages, which for
         # echo are the bytes received over the message size.
         total_msgs = stats.get("bytes_received", 0) / max(case.load.size, 1)

@@ -21,7 +21,12 @@ _LOAD = {"type": "object", "required": ["connections", "size", "idle", "mode", "
                         "idle": {"type": "integer", "minimum": 0},
                         "mode": {"enum": ["pingpong", "reconnect", "burst"]},
                         "rcvbuf": {"type": ["integer", "null"]}, "sndbuf": {"type": ["integer", "null"]},
-                        "warmup": _NUM, "duration": _NUM}}
+                        "warmup": _NUM, "duration": _NUM, "pipeline": {"type": "integer", "minimum": 1},
+                        "requests": {"type": ["integer", "null"]}, "test": {"type": ["string", "null"]}}}
+_TARGET = {"type": "object", "required": ["label", "case", "peer", "metric", "minimum", "ratio", "status"],
+           "properties": {"label": {"type": "string"}, "case": {"type": "string"}, "peer": {"type": "string"},
+                          "metric": {"type": "string"}, "minimum": _NUM, "ratio": {"type": ["number", "null"]},
+                          "status": {"enum": ["met", "missed", "not measured"]}}}
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -75,6 +80,8 @@ SCHEMA: dict[str, Any] = {
                            "flags": {"type": "array", "items": {"type": "string"}},
                            "baseline": {"type": ["string", "null"]}}}},
         "warnings": {"type": "array", "items": {"type": "string"}},
+        #: claims a preset checks against this run (http, resp): ratio of medians, met or missed
+        "targets": {"type": "array", "items": _TARGET},
         "interrupted": {"type": "boolean"},
     },
 }
