@@ -53,6 +53,9 @@ def _timed_requests(address, clients):
 def test_slow_handler_stalls_only_single_threaded_schemes(start_server, combination, dispatch):
     if dispatch in SERIAL_DISPATCHES:
         pytest.skip("iterative: covered by test_iterative_serves_one_client_at_a_time")
+    if dispatch == "prefork":
+        pytest.skip("prefork: a slow handler stalls the clients of its own worker, and which worker "
+                    "takes a client is the acceptor's business (tests/test_process_schemes.py)")
     # One I/O loop for multi-reactor (to show it stalls like inline); one thread per client
     # for prethread-blocking (each thread serves its client to the end).
     workers = {"multi-reactor": ["--workers", "1"], "prethread-blocking": ["--workers", str(CLIENTS)]}.get(dispatch, [])

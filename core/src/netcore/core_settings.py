@@ -6,6 +6,7 @@ declared by that plugin, next to the code that reads them.
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from typing import TYPE_CHECKING, Any
@@ -56,10 +57,27 @@ class CorePlugin:
                 return name
         return registry.names()[0]
 
-    @staticmethod
-    def _default_acceptor(values: dict[str, Any]) -> str:
-        """mutex under prefork (nginx's accept_mutex, where processes share a listener), else shared."""
-        return "mutex" if values.get("dispatch") == "prefork" else "shared"
+    def _default_acceptor(self, values: dict[str, Any]) -> str:
+        """mutex under prefork (when installed), else shared.
+
+        nginx's accept_mutex: under prefork processes share a listener and the herd is theirs.
+        """
+        if values.get("dispatch") == "prefork":
+            registry = self.host.registries.get("acceptor")
+            if registry is None or "mutex" in registry:
+                return "mutex"
+        return "shared"
+
+    def _default_workers(self, values: dict[str, Any]) -> int:
+        """The usable CPUs under a process scheme, else 1.
+
+        One process per CPU is what nginx and gunicorn advise; "usable" is the affinity mask.
+        """
+        registry = self.host.registries.get("dispatch")
+        entry = registry.get(values.get("dispatch") or "") if registry is not None else None
+        if entry is not None and "processes" in entry.provides:
+            return usable_cpus()
+        return 1
 
     @hookimpl
     def netcore_add_settings(self, settings: Settings) -> None:
@@ -78,8 +96,9 @@ class CorePlugin:
             choices=self._names("acceptor"), metavar="NAME")
         add("protocol", "choice", "echo", "what is spoken on the connections",
             choices=self._names("protocol"), metavar="NAME")
-        add("workers", "int", 1, "worker loops, threads or processes (for schemes that have several)",
-            minimum=1, maximum=1024, metavar="N")
+        add("workers", "int", self._default_workers,
+            "worker loops, threads or processes (for schemes that have several; default: the number "
+            "of CPUs under the process schemes, else 1)", minimum=1, maximum=1024, metavar="N")
         add("threads", "int", 8, "handler thread-pool size (for schemes with a pool; 0: none)",
             minimum=0, maximum=4096, metavar="N")
         add("max_connections", "int", 10000,
@@ -92,6 +111,15 @@ class CorePlugin:
         add("graceful_timeout", "float", 30.0,
             "seconds a graceful stop (TERM) waits for in-flight work before closing connections",
             minimum=0, metavar="SECONDS")
+        add("timeout", "float", 30.0,
+            "process schemes: a worker silent for this many seconds (a handler stuck in a loop) is "
+            "killed and replaced; 0: never", minimum=0, metavar="SECONDS")
+        add("max_requests", "int", 0,
+            "process schemes: a worker that has served this many requests is replaced gracefully "
+            "(a remedy for leaks); 0: never", minimum=0, metavar="N")
+        add("max_requests_jitter", "int", 0,
+            "process schemes: add a random 0..N to max_requests per worker, so that workers are not "
+            "all replaced at once", minimum=0, metavar="N")
         add("recv_size", "int", 65536, "bytes asked of each recv() on a connection",
             minimum=1024, maximum=16 * 1024 * 1024, metavar="BYTES")
         add("high_water", "int", 256 * 1024,
@@ -107,6 +135,14 @@ class CorePlugin:
             "log rendering on stderr: console (default on a terminal) or json lines",
             choices=("console", "json"))
         add("log_level", "choice", "info", "lowest level logged", choices=LOG_LEVELS)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def _default_backlog(_values: dict[str, Any]) -> int:
@@ -126,4 +162,4 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-__all__ = ["CorePlugin", "DEFAULT_BIND", "default_backlog"]
+__all__ = ["CorePlugin", "DEFAULT_BIND", "default_backlog", "usable_cpus"]

@@ -97,6 +97,39 @@ class Server:
     def report_worker_stats(self, stats: WorkerStats) -> None:
         self.worker_stats.append(stats)
 
+    def worker_exited(self, pid: int, worker: int, status: int, **fields: Any) -> None:
+        """A master reaped a worker process: announce ``worker.exited``.
+
+        ``status`` is what ``waitpid`` returned: the event carries ``exit_code`` when the
+        worker exited, ``signal`` (``"SIGKILL"``) when a signal ended it. A clean exit is
+        info; anything else is a warning, since someone may have to look at it.
+        """
+        if os.WIFSIGNALED(status):
+            signum = os.WTERMSIG(status)
+            try:
+                name = signal.Signals(signum).name
+            except ValueError:
+                name = str(signum)
+            fields = {"signal": name, **fields}
+            clean = False
+        else:
+            code = os.waitstatus_to_exitcode(status)
+            fields = {"exit_code": code, **fields}
+            clean = code == 0
+        (log.info if clean else log.warning)("worker.exited", pid=pid, worker=worker, **fields)
+
+    def forked(self) -> None:
+        """In a worker process right after fork: drop the master's stop state and counters.
+
+        The stop-signal handlers installed by :meth:`run` stay (they are this object's
+        methods); the worker sets its own stop handler, and a signal arriving before it
+        does is kept and applied then, as at start.
+        """
+        self._stop_handler = None
+        self._early_stop = None
+        self._stopping = None
+        self.worker_stats = []
+
     # -- running -----------------------------------------------------------------------
     @property
     def addresses(self) -> list[str]:

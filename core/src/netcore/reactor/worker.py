@@ -54,6 +54,14 @@ class ReactorWorker(ConnectionOwner):
         self._accept_held = False
         self._stopping = False
         self._deadline_timer = None
+        self._fresh_timer = None
+        #: Seconds a graceful stop leaves a connection that has sent nothing yet to send
+        #: its first request. 0 (the default): closed with the others at once. A worker
+        #: retired while its siblings go on serving (prefork's HUP, max-requests) sets it:
+        #: a client whose connect was accepted an instant before the stop has its request
+        #: on the way, and closing before it arrives would fail a request that was never
+        #: refused by the server as a whole.
+        self.fresh_grace = 0.0
 
     # -- accepting ---------------------------------------------------------------------
     def start_accepting(self, acceptor: Acceptor, listeners: list[Listener]) -> None:
@@ -120,12 +128,24 @@ class ReactorWorker(ConnectionOwner):
             return
         if already:
             return
+        fresh = False
         for conn in list(self.connections):
-            conn.drain_and_close()
+            if self.fresh_grace and not conn.bytes_received and not conn.pending:
+                fresh = True  # see fresh_grace: answered normally if its request comes
+            else:
+                conn.drain_and_close()
+        if fresh:
+            self._fresh_timer = self.loop.call_later(min(self.fresh_grace, self.graceful_timeout),
+                                                     self._close_fresh)
         if not self.connections:
             self.loop.stop()
         else:
             self._deadline_timer = self.loop.call_later(self.graceful_timeout, self._graceful_timeout_expired)
+
+    def _close_fresh(self) -> None:
+        self._fresh_timer = None
+        for conn in list(self.connections):
+            conn.drain_and_close()  # no-op for those already closing
 
     def _graceful_timeout_expired(self) -> None:
         if self.connections:
@@ -137,6 +157,8 @@ class ReactorWorker(ConnectionOwner):
         """After the loop has returned: release what is left (loop thread or after join)."""
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
+        if self._fresh_timer is not None:
+            self._fresh_timer.cancel()
         for conn in list(self.connections):
             conn.abort()
         self.stats.poll_calls = self.loop.poll_calls

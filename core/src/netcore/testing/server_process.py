@@ -61,6 +61,8 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+            # Worker processes of a killed master hold its stderr until they notice and exit.
+            self._reader.join(5)
         self._close_pipes()
 
     def _close_pipes(self) -> None:
@@ -73,7 +75,15 @@ class ServerProcess:
 
     def _read(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
-        for line in self.proc.stderr:
+        try:
+            self._read_lines(self.proc.stderr)
+        except ValueError:
+            pass  # the pipe was closed under us (__exit__ after a kill): nothing more to read
+        with self._cond:
+            self._cond.notify_all()
+
+    def _read_lines(self, stream: Any) -> None:
+        for line in stream:
             line = line.rstrip("\n")
             try:
                 event = json.loads(line)
@@ -85,8 +95,6 @@ class ServerProcess:
                 else:
                     self.other_lines.append(line)
                 self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
 
     # -- events ----------------------------------------------------------------------------
     def wait_event(self, name: str, timeout: float = 10.0, **match: Any) -> dict[str, Any]:
@@ -101,6 +109,22 @@ class ServerProcess:
                 if remaining <= 0 or (self.proc is not None and self.proc.poll() is not None
                                       and not self._reader.is_alive()):
                     raise ServerFailed(f"no {name!r} event within {timeout}s; {self.describe()}")
+                self._cond.wait(min(remaining, 0.5))
+
+    def wait_events(self, name: str, count: int, timeout: float = 10.0, **match: Any) -> list[dict[str, Any]]:
+        """The first ``count`` events called ``name`` (matching ``match``), waiting until there
+        are that many: ``wait_events("worker.started", 3)`` after a worker was replaced."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [e for e in self.events
+                         if e.get("event") == name and all(e.get(k) == v for k, v in match.items())]
+                if len(found) >= count:
+                    return found[:count]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc is not None and self.proc.poll() is not None
+                                      and not self._reader.is_alive()):
+                    raise ServerFailed(f"{len(found)} of {count} {name!r} events within {timeout}s; {self.describe()}")
                 self._cond.wait(min(remaining, 0.5))
 
     def events_named(self, name: str) -> list[dict[str, Any]]:
@@ -157,6 +181,52 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (zombies included), from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return sorted(found)
+
+
+def process_state(pid: int) -> str | None:
+    """``R``, ``S``, ``Z`` (zombie) ... from /proc/<pid>/stat, or None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return None
+
+
+def wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
+    """Wait until none of ``pids`` exists (or is only a zombie); returns those still alive."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [pid for pid in pids if process_state(pid) not in (None, "Z")]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.02)
+
+
+def open_fds(pid: int) -> list[str]:
+    """What the descriptors of ``pid`` point at (``socket:[123]``, ``pipe:[45]``, paths)."""
+    result = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            result.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return sorted(result)
 
 
 def run_netcore(*args: str, env: dict[str, str] | None = None, cwd: str | None = None,

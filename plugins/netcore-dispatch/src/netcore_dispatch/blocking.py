@@ -445,7 +445,13 @@ class Accepting:
     """
 
     def __init__(self, listeners: list[Listener], worker: BlockingWorker, control: StopControl,
-                 spare: SpareDescriptor) -> None:
+                 spare: SpareDescriptor, *, tick: float | None = None) -> None:
+        #: Seconds after which a wait for a connection gives up to look at ``control``
+        #: again; None: wait until a connection or the stop's shutdown wakes us. A worker
+        #: process sharing its listeners with siblings must not shut them down to stop (that
+        #: would stop them all): it sets SO_RCVTIMEO on a lone listener (see
+        #: ``prefork_blocking``), and ``tick`` makes the EAGAIN it brings a tick, not a herd.
+        self.tick = tick
         self.listeners = listeners
         self.worker = worker
         self.control = control
@@ -466,7 +472,7 @@ class Accepting:
                 if got is not None:
                     return got
                 continue
-            for fd, _mask in self._poll.poll():
+            for fd, _mask in self._poll.poll(None if self.tick is None else int(self.tick * 1000)):
                 if control.stopping:
                     return None
                 got = self._accept_from(self._by_fd[fd])
@@ -487,8 +493,9 @@ class Accepting:
         try:
             sock, peer = listener.sock.accept()
         except BlockingIOError:
-            self.worker.count(accept_wakeups=1, accept_eagain=1)
-            return None
+            if self.tick is None or self._poll is not None:
+                self.worker.count(accept_wakeups=1, accept_eagain=1)
+            return None  # else SO_RCVTIMEO expired: look at the stop flag, wait again
         except OSError as exc:
             if self.control.stopping:
                 return None  # the stop shut the listener down: EINVAL is our wake-up
@@ -650,11 +657,15 @@ class StopControl:
                 pass
         # tuple(dict) copies without releasing the GIL: no thread can change it meanwhile.
         for conn in tuple(self._connections):
-            if graceful:
-                conn.stop_gracefully()
-            else:
-                conn.stop_now()
+            self.stop_connection(conn, graceful)
         self._wake(_GRACEFUL_BYTE if graceful else _FAST_BYTE)
+
+    def stop_connection(self, conn: BlockingConnection, graceful: bool) -> None:
+        """Apply the stop to one connection (signal handler context: shutdown only)."""
+        if graceful:
+            conn.stop_gracefully()
+        else:
+            conn.stop_now()
 
     def _wake(self, command: bytes) -> None:
         try:
@@ -671,13 +682,15 @@ class StopControl:
         """
         self._connections[conn] = None
         stopping = self.stopping
-        if stopping == "graceful":
-            conn.stop_gracefully()
-        elif stopping == "fast":
-            conn.stop_now()
+        if stopping is not None:
+            self.stop_connection(conn, stopping == "graceful")
 
     def unregister(self, conn: BlockingConnection) -> None:
         self._connections.pop(conn, None)
+
+    def connections(self) -> tuple[BlockingConnection, ...]:
+        """The open connections now (a copy; any thread)."""
+        return tuple(self._connections)
 
     def force(self) -> None:
         """Shut every open connection down at once (from any thread)."""

@@ -61,3 +61,18 @@ def netcore_register_dispatchers(registry):
         "prethreaded: --workers threads each block in accept() and serve the client they get",
         scheme=4, provides=("blocking",), notes="blocking sockets; ignores --poller",
     )
+    registry.register(
+        "prefork", "netcore_dispatch.prefork:PreforkDispatcher",
+        "reactors in processes: a master and --workers processes, each an event loop (nginx's model)",
+        scheme=10, provides=("reactor", "processes"),
+    )
+    registry.register(
+        "prefork-blocking", "netcore_dispatch.prefork_blocking:PreforkBlockingDispatcher",
+        "preforked: a master and --workers processes, each blocking in accept() and serving its client",
+        scheme=3, provides=("blocking", "processes"), notes="blocking sockets; ignores --poller",
+    )
+    registry.register(
+        "forking", "netcore_dispatch.forking:ForkingDispatcher",
+        "fork per connection: the parent accepts, a child process serves each client and exits",
+        scheme=1, provides=("blocking", "processes"), notes="blocking sockets; ignores --poller",
+    )

@@ -1,0 +1,84 @@
+"""Scheme 10, reactors in processes (nginx's model): ``--workers`` processes, each a loop.
+
+Each worker process runs what ``inline`` runs in its one thread -- a
+:class:`~netcore.reactor.worker.ReactorWorker` on an event loop with the configured
+poller, handlers inline -- on the listeners the master bound before forking. Nothing is
+shared between workers but the listening sockets, so there is no lock and no GIL
+between them: N processes use N CPUs. Who wakes for a new connection is the acceptor's
+business (``shared``: every worker, the herd; ``mutex``: the lock holder; ...).
+
+The master (:mod:`netcore_dispatch.master`) forks, watches and replaces the workers;
+this module is only what runs inside one.
+"""
+
+from __future__ import annotations
+
+import os
+
+import structlog
+from netcore.dispatch import Dispatcher
+from netcore.reactor.loop import EventLoop
+from netcore.reactor.poller import EVENT_READ
+
+from netcore_dispatch.master import Master
+
+log = structlog.get_logger("netcore.worker")
+
+#: Seconds a retiring worker leaves a just-accepted, still silent connection to send its
+#: first request (see ``ReactorWorker.fresh_grace``).
+FRESH_GRACE = 1.0
+
+
+class PreforkDispatcher(Dispatcher):
+    name = "prefork"
+    scheme = 10
+    multiprocess = True
+
+    def serve(self, server) -> str:
+        return Master(server, ReactorProgram()).run()
+
+
+class ReactorProgram:
+    """One prefork worker: a reactor loop serving the listeners it was given."""
+
+    def run(self, server, slot: int, listeners, link) -> int:
+        loop = EventLoop(server.new_poller(), name=f"worker-{slot}")
+        worker = server.new_reactor_worker(loop, index=slot)
+        worker.fresh_grace = FRESH_GRACE
+        acceptor = server.acceptor
+
+        def stop(_why: str, graceful: bool) -> None:
+            worker.stop(graceful)
+
+        def master_gone(_mask: int) -> None:
+            # An orphan must not go on taking connections nobody supervises, nor hold the
+            # port against the master that will replace it: stop accepting, let go of
+            # the listeners, finish what is in flight (within graceful_timeout), exit.
+            loop.unregister(link.life_fd)
+            log.warning("worker.master_gone", worker=slot, pid=os.getpid())
+            worker.stop(True)
+            acceptor.close(listeners)
+
+        def tick() -> None:
+            link.beat()
+            if link.max_requests:
+                served = worker.stats.requests + sum(conn.requests for conn in worker.connections)
+                link.check_requests(served)
+            loop.call_later(link.interval, tick)
+
+        server.install_stop_signals(loop, stop)
+        link.install_abort_handler()
+        loop.register(link.life_fd, EVENT_READ, master_gone)
+        # The hooks first: a worker whose start hook fails must not have taken a connection.
+        server.worker_started(worker)
+        worker.start_accepting(acceptor, listeners)
+        link.ready()
+        loop.call_later(link.interval, tick)
+        try:
+            loop.run_forever()
+        finally:
+            server.worker_stopping(worker)
+            worker.close()
+            acceptor.close(listeners)
+            link.report(worker.stats)
+        return 0

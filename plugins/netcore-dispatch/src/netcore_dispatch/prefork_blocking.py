@@ -1,0 +1,163 @@
+"""Scheme 3, preforked: ``--workers`` processes made at start, each blocking in accept().
+
+The essay's prefork server (Apache's prefork MPM, gunicorn's sync worker): each worker
+process is an iterative server -- accept a client, serve it to the end with blocking
+calls, accept the next -- and all of them sleep in ``accept()`` on the same listening
+socket, where Linux wakes exactly one sleeper per connection (no herd; ``accept_eagain``
+stays 0). N processes serve at most N clients at once; unlike ``prethread-blocking`` they
+share no memory and no GIL, and one crashing takes only itself down.
+
+Two things differ from the in-process blocking schemes, both because the listeners are
+shared with sibling processes:
+
+* **Stopping cannot shut the listener down** (that would stop every sibling: shutdown
+  acts on the socket, not on this process's descriptor). A lone listener gets
+  ``SO_RCVTIMEO`` instead: ``accept()`` still sleeps in the kernel, in the exclusive
+  wait queue, and returns EAGAIN every :data:`TICK` seconds to look at the stop flag.
+* **Heartbeats come from a helper thread**, which beats only while no handler has been
+  running since its previous beat: a handler stuck in a loop silences the worker and the
+  master replaces it (a client idle on its connection does not).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import struct
+import time
+
+import structlog
+from netcore.dispatch import Dispatcher
+from netcore.reactor.threads import start_thread
+
+from netcore_dispatch.blocking import (
+    Accepting,
+    BlockingWorker,
+    SpareDescriptor,
+    StopControl,
+    prepare_listeners,
+    serve_connection,
+)
+from netcore_dispatch.master import Master
+
+log = structlog.get_logger("netcore.worker")
+
+#: How often an idle worker's accept() returns to look at the stop flag.
+TICK = 0.25
+#: Seconds a retiring worker leaves a just-accepted, still silent connection to send its
+#: first request (the same as prefork's; see ``ReactorWorker.fresh_grace``).
+FRESH_GRACE = 1.0
+_NO_TIMEOUT = struct.pack("ll", 0, 0)
+
+
+class PreforkBlockingDispatcher(Dispatcher):
+    name = "prefork-blocking"
+    scheme = 3
+    uses_poller = False
+    multiprocess = True
+
+    def serve(self, server) -> str:
+        return Master(server, BlockingProgram()).run()
+
+
+class WorkerStopControl(StopControl):
+    """The stop machinery of one worker process: listeners are left alone, fresh
+    connections get :data:`FRESH_GRACE` to send their first request."""
+
+    def __init__(self, server, grace: float) -> None:
+        super().__init__(server)
+        self.listeners = []  # shared with the siblings: never shut down (see module doc)
+        self.grace = grace
+        self.fresh_until: float | None = None
+
+    def request(self, reason: str, graceful: bool) -> None:
+        if graceful and self.stopping is None and not self._closed:
+            self.fresh_until = time.monotonic() + min(self.grace, self.graceful_timeout)
+        super().request(reason, graceful)
+
+    def stop_connection(self, conn, graceful: bool) -> None:
+        until = self.fresh_until
+        if graceful and until is not None and not conn.bytes_received and time.monotonic() < until:
+            return  # end_grace() stops it
+        super().stop_connection(conn, graceful)
+
+    def end_grace(self) -> None:
+        """Called by the helper thread: the grace is over, stop the rest."""
+        if self.fresh_until is None or time.monotonic() < self.fresh_until:
+            return
+        self.fresh_until = None
+        if self.stopping == "graceful":
+            for conn in self.connections():
+                conn.stop_gracefully()
+
+
+class BlockingProgram:
+    """One prefork-blocking worker: accept, serve, repeat, on the main thread."""
+
+    def run(self, server, slot: int, listeners, link) -> int:
+        prepare_listeners(listeners)
+        if len(listeners) == 1:
+            seconds = int(TICK)
+            listeners[0].sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                                         struct.pack("ll", seconds, int((TICK - seconds) * 1e6)))
+        spare = SpareDescriptor()
+        control = WorkerStopControl(server, FRESH_GRACE)
+        worker = BlockingWorker(slot)
+        link.install_abort_handler()
+        control.start(server)
+        helper_r, helper_w = os.pipe()
+        helper = start_thread(self._helper, link, control, worker, helper_r, name="netcore-heartbeat")
+        accepting = Accepting(listeners, worker, control, spare, tick=TICK)
+        server.worker_started(worker)
+        link.ready()
+        timed = len(listeners) == 1
+        try:
+            while (accepted := accepting.accept()) is not None:
+                if timed:
+                    # Linux copies the listener's options to the accepted socket: without
+                    # this, an idle client's recv() would time out like our accept() does.
+                    try:
+                        accepted[0].setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
+                    except OSError:
+                        pass  # reset already: serve_connection finds out
+                serve_connection(server, control, worker, *accepted)
+        finally:
+            server.worker_stopping(worker)
+            server.acceptor.close(listeners)
+            control.wait_threads()
+            os.write(helper_w, b"x")
+            helper.join()
+            os.close(helper_r)
+            os.close(helper_w)
+            control.close()
+            spare.close()
+            link.report(worker.stats)
+        return 0
+
+    @staticmethod
+    def _helper(link, control: WorkerStopControl, worker: BlockingWorker, quit_fd: int) -> None:
+        """Heartbeats, the master's death, the end of the fresh grace, max-requests."""
+        waiter = select.poll()
+        waiter.register(link.life_fd, select.POLLIN)
+        waiter.register(quit_fd, select.POLLIN)
+        busy: dict = {}
+        interval_ms = int(link.interval * 1000)
+        while True:
+            ready = {fd for fd, _ in waiter.poll(interval_ms)}
+            if quit_fd in ready:
+                return
+            if link.life_fd in ready:
+                waiter.unregister(link.life_fd)
+                log.warning("worker.master_gone", worker=worker.index, pid=os.getpid())
+                control.request("master exited", True)
+            control.end_grace()
+            conns = control.connections()
+            # The same handler call still running since the previous look (requests counts
+            # calls as they start): stuck for at least an interval, so no beat this time.
+            stuck = any(conn.pending and busy.get(conn) == conn.requests for conn in conns)
+            busy = {conn: conn.requests for conn in conns if conn.pending}
+            if not stuck:
+                link.beat()
+            if link.max_requests:
+                link.check_requests(worker.stats.requests + sum(conn.requests for conn in conns))
