@@ -57,22 +57,12 @@ class ExclusiveAcceptor(SharedAcceptor):
 
     name = "exclusive"
     channel_events = EVENT_READ | EVENT_EXCLUSIVE
+    channel_class = ExclusiveChannel
 
     def start(self, loop: EventLoop, listeners: list[Listener], on_connection: OnConnection, stats: WorkerStats) -> None:
         if not getattr(loop.poller, "supports_exclusive", False):
             raise UsageError(exclusive_problem(getattr(loop.poller, "name", type(loop.poller).__name__)))
-        channels = []
-        try:
-            for listener in listeners:
-                channels.append(
-                    ExclusiveChannel(loop, listener, on_connection, stats, max_batch=self.max_batch, events=self.channel_events)
-                )
-        except BaseException:
-            for channel in channels:
-                channel.close()
-            raise
-        with self._lock:
-            self.channels.extend(channels)
+        super().start(loop, listeners, on_connection, stats)
 
 
 def exclusive_problem(poller: str) -> str:

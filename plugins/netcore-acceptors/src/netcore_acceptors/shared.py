@@ -35,6 +35,8 @@ class SharedAcceptor(Acceptor):
     max_batch = MAX_BATCH
     #: How each channel registers its listener (``exclusive`` adds EVENT_EXCLUSIVE).
     channel_events = EVENT_READ
+    #: The channel type (``exclusive`` re-registers after each wake-up).
+    channel_class = AcceptChannel
 
     def __init__(self, config) -> None:
         super().__init__(config)
@@ -56,7 +58,7 @@ class SharedAcceptor(Acceptor):
         try:
             for listener in listeners:
                 channels.append(
-                    AcceptChannel(
+                    self.channel_class(
                         loop, listener, on_connection, stats, max_batch=self.max_batch, events=self.channel_events
                     )
                 )

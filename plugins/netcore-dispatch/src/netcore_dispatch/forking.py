@@ -40,7 +40,7 @@ from netcore.dispatch import Dispatcher
 from netcore.stats import WorkerStats
 
 from netcore_dispatch.blocking import BlockingWorker, StopControl, serve_connection
-from netcore_dispatch.master import KILL_GRACE, STOP_MARGIN
+from netcore_dispatch.master import KILL_GRACE, STOP_MARGIN, SignalQueue
 from netcore_dispatch.worker_link import flush_stdio
 
 log = structlog.get_logger("netcore.dispatch")
@@ -63,7 +63,7 @@ class ForkingDispatcher(Dispatcher):
         return ForkingParent(server).run()
 
 
-class ForkingParent:
+class ForkingParent(SignalQueue):
     """The accepting parent: one per server, in the main thread."""
 
     def __init__(self, server) -> None:
@@ -151,19 +151,6 @@ class ForkingParent:
                 self.selector.unregister(listener.sock)
 
     # -- signals -----------------------------------------------------------------------
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        self._queue.append(("signal", signum))
-
-    def _on_stop(self, reason: str, graceful: bool) -> None:
-        self._queue.append(("stop", reason, graceful))
-
-    def _drain_wake(self, sock: socket.socket) -> None:
-        try:
-            while sock.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
-
     def _handle_queue(self) -> None:
         while self._queue:
             item = self._queue.popleft()

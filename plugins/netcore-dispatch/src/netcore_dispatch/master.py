@@ -103,7 +103,33 @@ class WorkerProcess:
     buffer: bytes = b""
 
 
-class Master:
+class SignalQueue:
+    """Signals and stop requests, queued in signal-handler context for a supervisor's loop.
+
+    A handler may interrupt the supervisor anywhere, so it only appends to a deque (atomic)
+    and the wake-up fd (``signal.set_wakeup_fd``) makes the selector return; the loop then
+    handles the queue in order, outside handler context. Shared by the master and the
+    ``forking`` parent.
+    """
+
+    _queue: collections.deque
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._queue.append(("signal", signum))
+
+    def _on_stop(self, reason: str, graceful: bool) -> None:
+        """The server's stop handler (signal handler context): queue it."""
+        self._queue.append(("stop", reason, graceful))
+
+    def _drain_wake(self, sock: socket.socket) -> None:
+        try:
+            while sock.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+
+class Master(SignalQueue):
     """Forks and supervises the worker processes of one server; :meth:`run` returns the stop reason."""
 
     def __init__(self, server: Server, program: Any) -> None:
@@ -215,20 +241,6 @@ class Master:
         self._wake = self._life = self._selector = None
 
     # -- signals -------------------------------------------------------------------------
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        self._queue.append(("signal", signum))
-
-    def _on_stop(self, reason: str, graceful: bool) -> None:
-        """The server's stop handler (signal handler context): queue it."""
-        self._queue.append(("stop", reason, graceful))
-
-    def _drain_wake(self, sock: socket.socket) -> None:
-        try:
-            while sock.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
-
     def _handle_queue(self) -> None:
         while self._queue:
             item = self._queue.popleft()
