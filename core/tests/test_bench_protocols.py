@@ -10,6 +10,7 @@ Each test is skipped, saying why, when its tool or protocol plugin is not instal
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -76,7 +77,9 @@ def test_http_preset_against_uvicorn_end_to_end(installed, tmp_path):
     # rounds alternate the servers: A B C D, A B C D
     order = [r["case"] for r in doc["runs"]]
     half = len(order) // 2
-    assert order[:half] == order[half:] and len(set(order[:half])) == half == 4
+    # the three netcore rows, and uvicorn where it is installed (tox's unit env has it)
+    servers = 4 if importlib.util.find_spec("uvicorn") else 3
+    assert order[:half] == order[half:] and len(set(order[:half])) == half == servers
     unknown = rows["no-such-peer 4c"]
     assert unknown["status"] == "skipped" and "unknown peer" in unknown["reason"]
     if PEERS["uvicorn"].unavailable():
