@@ -121,6 +121,16 @@ def _raw(environ, start_response):
     if path == "/bad-header":
         start_response("200 OK", [("X-Injected", "a\r\nSet-Cookie: evil=1")])
         return [b"must never be sent"]
+    if path == "/short-length":  # announces more than it sends
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+        return [b"abc"]
+    if path == "/announced-no-body":  # announces a length and sends no body at all
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return []
+    if path == "/vary":  # a header that differs per response, in a list of lists
+        value = _query(environ).get("n", "")
+        start_response("200 OK", [["Content-Type", "text/plain"], ["X-N", value]])
+        return [value.encode()]
     if path == "/file":  # not validated: the validator's wrapper would hide the file from sendfile
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](open(_query(environ)["name"], "rb"), 8192)

@@ -7,13 +7,15 @@ all of them are prebuilt once a second.
 
 from __future__ import annotations
 
+import time
+
 from netcore_http.responses import DATE, SERVER
 
 _HELLO_BODY = b"Hello, World!"
 _NOT_FOUND_BODY = b"Not Found\n"
 
 
-#: How the Connection header is chosen (see ``Request.connection_mode``): HTTP/1.1
+#: How the Connection header is chosen (the request tuple's ``mode``): HTTP/1.1
 #: keep-alive says nothing, closing says ``close``, HTTP/1.0 keep-alive must say so.
 CONNECTION_HEADERS = (b"\r\n", b"\r\nConnection: close\r\n", b"\r\nConnection: keep-alive\r\n")
 
@@ -34,34 +36,34 @@ def _build(date: bytes) -> dict[tuple[bool, int, bool], bytes]:
     return table
 
 
-class HelloResponses:
-    """Prebuilt responses of the current second."""
-
-    __slots__ = ("_date", "_table")
-
-    def __init__(self) -> None:
-        self._date = b""
-        self._table: dict = {}
-
-    def table(self) -> dict[tuple[bool, int, bool], bytes]:
-        date = DATE.header()
-        if date is not self._date:
-            self._table = _build(date)
-            self._date = date
-        return self._table
-
-
 class HelloTable:
-    """The table of the current second, for callers that check the second themselves."""
+    """The prebuilt responses of the current second.
 
-    __slots__ = ("second", "table", "_responses")
+    :meth:`current` takes a ``time.monotonic()`` reading the caller already has (the
+    protocol reads the clock once per read): while it is before the end of the second
+    the table was built in, the table is returned without another clock call. The end is
+    mapped from wall to monotonic time at each rebuild, so a wall-clock step shows in
+    the Date line within a second.
+    """
+
+    __slots__ = ("until", "table", "_date")
 
     def __init__(self) -> None:
-        self._responses = HelloResponses()
-        self.second = -1
+        self.until = -1.0
         self.table: dict = {}
+        self._date = b""
 
-    def refresh(self, second: int) -> dict:
-        self.table = self._responses.table()
-        self.second = second
+    def current(self, now: float) -> dict[tuple[bool, int, bool], bytes]:
+        if now < self.until:
+            return self.table
+        return self._refresh()
+
+    def _refresh(self) -> dict[tuple[bool, int, bool], bytes]:
+        wall = time.time()
+        mono = time.monotonic()
+        date = DATE.header(wall)
+        if date is not self._date:
+            self.table = _build(date)  # the table before the bound: readers on other threads
+            self._date = date
+        self.until = mono + (int(wall) + 1 - wall)
         return self.table

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("netcore.http")
 
-#: What handling a request left to do (``Request`` order): keep the connection, close it
+#: What handling a request left to do: keep the connection, close it
 #: after this response, wait for the output to drain (a suspended stream), or nothing
 #: at all because the client is gone.
 DONE, CLOSE, SUSPENDED, GONE = range(4)
@@ -62,6 +62,11 @@ IDLE, HEAD, BODY = range(3)
 STREAM_FLUSH = 64 * 1024
 #: Requests queued behind a busy batch before the connection stops reading.
 MAX_QUEUED = 64
+#: The header names that frame a request or speak about its connection, in their usual
+#: spelling and in lower case, and their lengths (compared first: cheaper than lower()).
+_FRAMING_NAMES = frozenset((b"Expect", b"Connection", b"Content-Length", b"Transfer-Encoding", b"expect",
+                            b"connection", b"content-length", b"transfer-encoding"))
+_FRAMING_LENGTHS = frozenset(len(name) for name in _FRAMING_NAMES)
 #: Connection modes (which Connection header a response carries).
 KEEP_ALIVE_11, CLOSE_MODE, KEEP_ALIVE_10 = range(3)
 
@@ -77,27 +82,15 @@ class _Reject(Exception):
     """Raised in a parser callback: the request is refused with ``protocol._reject_status``."""
 
 
-class Request:
-    """One parsed request. ``error`` is set instead for a refused one (its status code)."""
-
-    __slots__ = ("method", "url", "version", "headers", "body", "mode", "error", "message")
-
-    def __init__(self, method: bytes, url: bytes, version: str, headers: list, body: bytes, mode: int) -> None:
-        self.method = method
-        self.url = url
-        self.version = version
-        self.headers = headers
-        self.body = body
-        self.mode = mode
-        self.error = 0
-        self.message = ""
+#: A parsed request is a plain tuple -- building one costs a fraction of an object's
+#: ``__init__`` call, and this happens for every request:
+#: ``(method, url, version, headers, body, mode, error)``, ``error`` None or, for a
+#: refused request, ``(status, message)``.
+METHOD, URL, VERSION, HEADERS, BODY, MODE, ERROR = range(7)
 
 
-def _refused(status: int, message: str) -> Request:
-    request = Request(b"", b"", "1.1", [], b"", CLOSE_MODE)
-    request.error = status
-    request.message = message
-    return request
+def _refused(status: int, message: str) -> tuple:
+    return (b"", b"", "1.1", [], b"", CLOSE_MODE, (status, message))
 
 
 class Limits:
@@ -125,7 +118,6 @@ class HttpProtocol(Protocol):
     #: Set on the per-server subclass made by :meth:`for_server`.
     limits: Limits
     keepalive_timeout: float
-    responder: Callable[[HttpProtocol, Request], int]
     wsgi: Any = None
 
     @classmethod
@@ -145,7 +137,6 @@ class HttpProtocol(Protocol):
             host = WsgiHost(app, limits, multithread=bool(server.dispatcher.multithread),
                             multiprocess=bool(server.dispatcher.multiprocess))
             attributes["wsgi"] = host
-            attributes["responder"] = staticmethod(host.respond)
         else:
             attributes["_handle"] = _hello_handler(limits)
         return type(cls.__name__, (cls,), attributes)
@@ -154,50 +145,64 @@ class HttpProtocol(Protocol):
     def configure(cls, config: Any) -> Callable[[Any], HttpProtocol]:  # pragma: no cover - for_server is used
         raise NotImplementedError("HttpProtocol is assembled through for_server()")
 
+    # Per-connection state that the per-request path never reads lives here, on the
+    # class: a connection costs fewer stores to set up, and the first assignment shadows
+    # it. (What the per-request path reads is set in __init__: in Python 3.11 reading a
+    # class default through an instance is not specialised, an instance attribute is.)
+    _reject_status = 0
+    _reject_reason = ""
+    _url = b""
+    _request: tuple = ()
+    _raw_head = 0
+    _body_size = 0
+    _out_size = 0
+    _rest: list | None = None
+    _stream: Any = None
+    _flow: threading.Condition | None = None
+    _in_transit = 0
+    _buffered = 0
+
     def __init__(self, connection: Any) -> None:
-        super().__init__(connection)
+        self.connection = connection
         self._loop = connection.loop
         self._io_ident = _get_ident()
         self._parser = httptools.HttpRequestParser(self)
-        self._queue: list[Request] = []
+        self._queue: list[tuple] = []
         self._busy = False
-        self._reading_paused = False
         self._broken = False
         self._stopping = False
         self._gone = False
-        self._phase = IDLE
-        self._now = _monotonic()
-        # the request being parsed
-        self._url = b""
-        self._headers: list = []
-        self._raw_head = 0
-        self._body: list = []
-        self._body_size = 0
-        self._mode = KEEP_ALIVE_11
-        self._method = b""
-        self._version = "1.1"
+        self._reading_paused = False
         self._continue_owed = False
-        self._reject_status = 0
-        self._reject_reason = ""
-        # deadlines: a fresh connection must send its first request within header_timeout
-        self._idle_since = self._now
-        self._idle_timeout = self.limits.header_timeout
-        self._head_since = self._now
-        self._body_since = self._now
-        self._timer = None
+        # True while the next finished batch needs more than the common ending (reading
+        # paused, a 100 Continue owed, a stop requested, or the first batch, which
+        # swaps the header deadline for the keep-alive one): one test on the fast path.
+        self._special = True
+        self._phase = IDLE
+        self._now = now = _monotonic()
+        self._headers: list = []
+        self._body: list | None = None  # None: the request being parsed has no body (the common case)
+        self._out: list = []
+        self._state = DONE
+        self._threaded = False
+        self._environ_base: dict | None = None
+        self._timer: Any = None
         self._timer_when = 0.0
         self._sock_timeout: float | None = None
-        # the batch in progress
-        self._threaded = False
-        self._out: list = []
-        self._out_size = 0
-        self._state = DONE
-        self._rest: list | None = None
-        self._stream: Any = None
-        self._flow: threading.Condition | None = None
-        self._in_transit = 0
-        self._buffered = 0
-        self._environ_base: dict | None = None
+        self._handler = self._handle  # bound once: submit() gets it per request
+        self._respond = self.wsgi.respond if self.wsgi is not None else None
+        # The limits read per request, as instance attributes: in Python 3.11 reading a
+        # class attribute through an instance is not specialised, and this is per request.
+        limits = self.limits
+        self._max_request_line = limits.max_request_line
+        self._max_header_count = limits.max_header_count
+        self._max_header_field = limits.max_header_field
+        self._max_header_bytes = limits.max_header_bytes
+        # deadlines: a fresh connection must send its first request within header_timeout
+        self._idle_since = now
+        self._idle_timeout = self.limits.header_timeout
+        self._head_since = now
+        self._body_since = now
 
     # -- connection events (I/O thread) -----------------------------------------------
     def connection_made(self) -> None:
@@ -207,36 +212,71 @@ class HttpProtocol(Protocol):
         if self._broken:
             return  # after a refused request nothing more is parsed
         self._now = _monotonic()
-        in_head = self._phase == HEAD
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             # The request is complete and queued; we speak no other protocol, so answer it
             # and close (what follows the head is not HTTP/1.1 any more).
             if self._queue:
-                self._queue[-1].mode = CLOSE_MODE
+                self._queue[-1] = self._queue[-1][:MODE] + (CLOSE_MODE, None)
             self._broken = True
         except httptools.HttpParserError as exc:
             status = self._reject_status or 400
             self._refuse(status, self._reject_reason or str(exc))
         else:
-            if in_head and self._phase == HEAD:
-                # The whole read was head bytes: bound what the parser may be buffering
-                # for a field it has not completed yet.
-                self._raw_head += len(data)
-                if self._raw_head > self.limits.max_raw_head:
-                    self._refuse(431, "request header fields too large")
-        if self._queue:
-            if not self._busy:
-                self._dispatch()
-            elif len(self._queue) >= MAX_QUEUED and not self._reading_paused:
-                self._reading_paused = True
-                self.connection.pause_reading()
-        if not self._busy:
-            # Between requests the deadline only moves later, and an armed timer that fires
-            # early re-arms itself: the common case costs no timer operation at all.
-            if self._phase != IDLE or self._timer is None or self._timer_when > self._idle_since + self._idle_timeout:
-                self._schedule()
+            if self._phase == HEAD:
+                self._partial_head(len(data))
+        batch = self._queue
+        if batch:
+            if self._busy:
+                if len(batch) >= MAX_QUEUED and not self._reading_paused:
+                    self._reading_paused = True
+                    self._special = True
+                    self.connection.pause_reading()
+                return  # the batch in flight re-arms the timer when it ends
+            # _dispatch's first round written out: this runs once per read that completed
+            # a request, i.e. once per request on a keep-alive connection.
+            self._queue = []
+            self._busy = True
+            self._state = -1
+            connection = self.connection
+            if self._sock_timeout is not None:
+                connection.sock.settimeout(None)  # blocking scheme: writes must not time out
+                self._sock_timeout = None
+            connection.submit(self._handler, batch)
+            if len(batch) > 1:
+                connection.requests += len(batch) - 1
+            state = self._state
+            if state == DONE and not self._special:
+                self._busy = False
+                self._idle_since = self._now
+                # The keep-alive deadline only moves later and an armed timer that fires
+                # early re-arms itself: no timer operation unless a request is partial.
+                if self._phase or self._timer is None:
+                    self._schedule()
+                return
+            if state < 0:
+                return  # runs on another thread; _deliver continues
+            self._after_batch(state)
+            self._dispatch()
+            if self._busy:
+                return
+        if self._phase != IDLE or self._timer is None or self._timer_when > self._idle_since + self._idle_timeout:
+            self._schedule()
+
+    def _partial_head(self, size: int) -> None:
+        """The read ended inside a request head: bound what the parser may be buffering.
+
+        Counted are whole reads that were nothing but head bytes (the head began in an
+        earlier read: on_url stamps it with the read's clock reading), so a field that
+        trickles in can never grow past ``max_raw_head`` plus one read.
+        """
+        if self._head_since == self._now:
+            self._raw_head = 0
+            return
+        self._raw_head += size
+        if self._raw_head > self.limits.max_raw_head:
+            self._refuse(431, "request header fields too large")
 
     def eof_received(self) -> None:
         # The peer half-closed: answer what is complete (the connection closes once the
@@ -246,6 +286,7 @@ class HttpProtocol(Protocol):
     def stop_requested(self) -> None:
         """Graceful stop: idle keep-alive connections close now, busy ones after their response."""
         self._stopping = True
+        self._special = True
         if not self._busy and not self._queue and self._phase == IDLE:
             self.connection.close()
 
@@ -277,6 +318,7 @@ class HttpProtocol(Protocol):
         # A stream suspended on the I/O thread: produce more now that the peer read some.
         self._stream = None
         self._threaded = False
+        self._now = _monotonic()
         self._out = []
         self._out_size = 0
         from netcore_http.wsgi import pump
@@ -303,16 +345,13 @@ class HttpProtocol(Protocol):
     def on_url(self, url: bytes) -> None:
         if self._phase == HEAD:  # a further fragment of a target split across reads
             url = self._url + url
-            if len(url) > self.limits.max_request_line:
-                self._reject(414, "request target too long")
         else:
             self._phase = HEAD
             self._head_since = self._now
             self._headers = []
-            self._raw_head = 0
-            if len(url) > self.limits.max_request_line:
-                self._reject(414, "request target too long")
         self._url = url
+        if len(url) > self._max_request_line:
+            self._reject(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # Count and sizes are checked once the head is complete; until then the raw-bytes
@@ -326,47 +365,66 @@ class HttpProtocol(Protocol):
             self._reject(413, "request body too large")
 
     def on_headers_complete(self) -> None:
-        parser = self._parser
-        version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
-            self._reject(505 if version >= "2" else 400, f"HTTP/{version} is not supported")
+        headers = self._headers
         hosts = 0
-        transfer_encodings = 0
-        transfer_encoding = b""
-        expect = False
-        length = 0
         total = 0
         largest = 0
-        limits = self.limits
-        headers = self._headers
-        if len(headers) > limits.max_header_count:
-            self._reject(431, "too many header fields")
+        framing = None
         for name, value in headers:
             n = len(name)
             size = n + len(value)
             total += size
             if size > largest:
                 largest = size
-            # Compare lengths first: most fields are none of these, and lower() costs more.
+            # Compare lengths first: most fields are neither Host nor one that frames the
+            # message or the connection; then the usual spelling, as lower() costs a call.
             if n == 4:
-                if name.lower() == b"host":
+                if name == b"Host" or name.lower() == b"host":
                     hosts += 1
-            elif n == 14:
-                if name.lower() == b"content-length":
-                    length = int(value)  # llhttp has checked the digits and refused repeats
-            elif n == 17:
-                if name.lower() == b"transfer-encoding":
-                    transfer_encodings += 1
-                    transfer_encoding = value
-            elif n == 6:
-                if name.lower() == b"expect" and value.lower() == b"100-continue":
-                    expect = True
-        if largest > limits.max_header_field:
-            self._reject(431, "header field too large")
-        if total + 4 * len(headers) > limits.max_header_bytes:
-            self._reject(431, "request header fields too large")
-        if hosts != (1 if version == "1.1" else hosts) or hosts > 1:
-            self._reject(400, "missing Host header" if not hosts else "repeated Host header")
+            elif n in _FRAMING_LENGTHS and (name in _FRAMING_NAMES or name.lower() in _FRAMING_NAMES):
+                if framing is None:
+                    framing = []
+                framing.append((name, value))
+        parser = self._parser
+        if framing is None and parser.should_keep_alive():
+            # The common request: keep-alive, no body, no field about the connection.
+            # llhttp accepts only the versions 0.9, 1.0, 1.1 and 2.0, and without a
+            # Connection field keeps alive exactly those whose minor version is not 0:
+            # this is HTTP/1.1. (get_http_version() formats a string: 0.3 us.)
+            if hosts != 1 or largest > self._max_header_field or len(headers) > self._max_header_count \
+                    or total + 4 * len(headers) > self._max_header_bytes:
+                self._check_head("1.1", headers, hosts, total, largest)
+            self._request = (parser.get_method(), self._url, "1.1", headers, b"",
+                             CLOSE_MODE if self._stopping else KEEP_ALIVE_11, None)
+            return
+        self._framed_head(framing or (), headers, hosts, total, largest)
+
+    def _framed_head(self, framing: Any, headers: list, hosts: int, total: int, largest: int) -> None:
+        """on_headers_complete for a request that is not HTTP/1.1 keep-alive without a body."""
+        parser = self._parser
+        transfer_encodings = 0
+        transfer_encoding = b""
+        expect = False
+        connection_field = False
+        length = 0
+        for name, value in framing:
+            lower = name.lower()
+            if lower == b"connection":
+                connection_field = True
+            elif lower == b"content-length":
+                length = int(value)  # llhttp has checked the digits and refused repeats
+            elif lower == b"transfer-encoding":
+                transfer_encodings += 1
+                transfer_encoding = value
+            elif lower == b"expect" and value.lower() == b"100-continue":
+                expect = True
+        keep_alive = parser.should_keep_alive()
+        if keep_alive and not connection_field:
+            version = "1.1"  # see on_headers_complete
+        else:
+            version = parser.get_http_version()
+        self._check_head(version, headers, hosts, total, largest)
+        limits = self.limits
         if transfer_encodings:
             if transfer_encodings > 1 or transfer_encoding.strip().lower() != b"chunked":
                 self._reject(400, "unsupported or repeated Transfer-Encoding")
@@ -374,21 +432,36 @@ class HttpProtocol(Protocol):
                 self._reject(400, "Transfer-Encoding in an HTTP/1.0 request")
         if length > limits.max_body_size:
             self._reject(413, "request body too large")
-        if parser.should_keep_alive() and not self._stopping:
-            self._mode = KEEP_ALIVE_11 if version == "1.1" else KEEP_ALIVE_10
+        if keep_alive and not self._stopping:
+            mode = KEEP_ALIVE_11 if version == "1.1" else KEEP_ALIVE_10
         else:
-            self._mode = CLOSE_MODE
-        self._method = parser.get_method()
-        self._version = version
-        self._body = []
-        self._body_size = 0
-        self._phase = BODY
-        self._body_since = self._now
-        if expect and version == "1.1" and (length or transfer_encodings):
-            if self._busy or self._queue:
-                self._continue_owed = True  # after the responses still owed, in order
-            else:
-                self.connection.write(CONTINUE)
+            mode = CLOSE_MODE
+        self._request = (parser.get_method(), self._url, version, headers, b"", mode, None)
+        if length or transfer_encodings:
+            self._body = []
+            self._body_size = 0
+            self._phase = BODY
+            self._body_since = self._now
+            if expect and version == "1.1":
+                if self._busy or self._queue:
+                    self._continue_owed = True  # after the responses still owed, in order
+                    self._special = True
+                else:
+                    self.connection.write(CONTINUE)
+        # Without a body on_message_complete follows at once: the phase may stay HEAD.
+
+    def _check_head(self, version: str, headers: list, hosts: int, total: int, largest: int) -> None:
+        """Refuse what llhttp accepts and an HTTP/1.1 server must not (in this order)."""
+        if version != "1.1" and version != "1.0":
+            self._reject(505 if version >= "2" else 400, f"HTTP/{version} is not supported")
+        if len(headers) > self._max_header_count:
+            self._reject(431, "too many header fields")
+        if largest > self._max_header_field:
+            self._reject(431, "header field too large")
+        if total + 4 * len(headers) > self._max_header_bytes:
+            self._reject(431, "request header fields too large")
+        if hosts != 1 and (hosts or version == "1.1"):
+            self._reject(400, "missing Host header" if not hosts else "repeated Host header")
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -399,11 +472,15 @@ class HttpProtocol(Protocol):
 
     def on_message_complete(self) -> None:
         body = self._body
-        self._queue.append(Request(self._method, self._url, self._version, self._headers,
-                                   (body[0] if len(body) == 1 else b"".join(body)) if body else b"",
-                                   self._mode))
+        if body is None:
+            self._queue.append(self._request)
+        else:
+            self._body = None
+            self._continue_owed = False
+            method, url, version, headers, _, mode, _ = self._request
+            self._queue.append((method, url, version, headers, body[0] if len(body) == 1 else b"".join(body),
+                                mode, None))
         self._phase = IDLE
-        self._continue_owed = False
 
     def _reject(self, status: int, reason: str) -> None:
         self._reject_status = status
@@ -428,27 +505,15 @@ class HttpProtocol(Protocol):
             if self._sock_timeout is not None:
                 connection.sock.settimeout(None)  # blocking scheme: writes must not time out
                 self._sock_timeout = None
-            connection.submit(self._handle, batch)
+            connection.submit(self._handler, batch)
             if len(batch) > 1:
                 connection.requests += len(batch) - 1
             state = self._state
             if state < 0:
                 return  # runs on another thread; _deliver continues
-            if state == DONE and not self._stopping:
-                # _after_batch's common case, written out: this runs once per batch.
-                self._busy = False
-                if self._reading_paused:
-                    self._reading_paused = False
-                    connection.resume_reading()
-                if self._continue_owed:
-                    self._continue_owed = False
-                    connection.write(CONTINUE)
-                self._idle_since = self._now
-                self._idle_timeout = self.keepalive_timeout
-            else:
-                self._after_batch(state)
+            self._after_batch(state)
 
-    def _handle(self, batch: list[Request]) -> bytes | None:
+    def _handle(self, batch: list[tuple]) -> bytes | None:
         """The handler ``submit`` runs: answer a batch, on whatever thread it is given."""
         threaded = self._loop is not None and _get_ident() != self._io_ident
         self._threaded = threaded
@@ -467,8 +532,13 @@ class HttpProtocol(Protocol):
         self._state = state
         return data
 
-    def _run(self, batch: list[Request]) -> int:
-        respond = self.responder
+    def _run(self, batch: list[tuple]) -> int:
+        respond = self._respond
+        if len(batch) == 1:
+            state = respond(self, batch[0])
+            if state == SUSPENDED:
+                self._rest = []
+            return state
         for index, request in enumerate(batch):
             state = respond(self, request)
             if state:
@@ -479,11 +549,19 @@ class HttpProtocol(Protocol):
 
     def _deliver(self, data: bytes, state: int) -> None:
         """A batch finished on a handler thread (I/O thread)."""
-        if self.connection.closed:
+        connection = self.connection
+        if connection.closed:
             return
         if data:
-            self.connection.write(data)
-        self._now = _monotonic()
+            connection.write(data)
+        self._now = now = _monotonic()
+        if state == DONE and not self._special and not self._queue:
+            # The common ending, as in data_received.
+            self._busy = False
+            self._idle_since = now
+            if self._phase or self._timer is None:
+                self._schedule()
+            return
         self._after_batch(state)
         self._dispatch()
         if not self._busy:
@@ -507,6 +585,7 @@ class HttpProtocol(Protocol):
             connection.write(CONTINUE)
         self._idle_since = self._now
         self._idle_timeout = self.keepalive_timeout
+        self._special = False
 
     # -- output of a batch (any thread) ---------------------------------------------------
     def emit(self, data: bytes) -> bool:
@@ -619,32 +698,40 @@ def _hello_handler(limits: Limits) -> Callable[[HttpProtocol, list], bytes | Non
     """
     cache = HelloTable()
     access_log = limits.access_log
-    wall = time.time
 
-    def handle(protocol: HttpProtocol, batch: list[Request]) -> bytes | None:
-        second = int(wall())
-        table = cache.table if second == cache.second else cache.refresh(second)
-        out = []
-        state = DONE
-        for request in batch:
-            if request.error:
-                out.append(error_response(request.error, request.message))
+    def handle(protocol: HttpProtocol, batch: list[tuple]) -> bytes | None:
+        threaded = protocol._loop is not None and _get_ident() != protocol._io_ident
+        now = _monotonic() if threaded else protocol._now
+        table = cache.table if now < cache.until else cache.current(now)
+        if len(batch) == 1 and not access_log:
+            # One request per read (keep-alive without pipelining): the common case.
+            method, url, _, _, _, mode, error = batch[0]
+            if error:
+                data = error_response(*error)
                 state = CLOSE
-                break
-            method = request.method
-            url = request.url
-            found = (method == b"GET" or method == b"HEAD") and (url == b"/" or url[:2] == b"/?")
-            mode = request.mode
-            response = table[found, mode, method == b"HEAD"]
-            out.append(response)
-            if access_log:
-                log.info("http.access", method=method.decode("latin-1"), target=url.decode("latin-1"),
-                         status=200 if found else 404, bytes=len(response))
-            if mode == CLOSE_MODE:
-                state = CLOSE
-                break
-        data = out[0] if len(out) == 1 else b"".join(out)
-        if protocol._loop is not None and _get_ident() != protocol._io_ident:
+            else:
+                data = table[(method == b"GET" or method == b"HEAD") and (url == b"/" or url[:2] == b"/?"),
+                             mode, method == b"HEAD"]
+                state = CLOSE if mode == CLOSE_MODE else DONE
+        else:
+            out = []
+            state = DONE
+            for method, url, _, _, _, mode, error in batch:
+                if error:
+                    out.append(error_response(*error))
+                    state = CLOSE
+                    break
+                found = (method == b"GET" or method == b"HEAD") and (url == b"/" or url[:2] == b"/?")
+                response = table[found, mode, method == b"HEAD"]
+                out.append(response)
+                if access_log:
+                    log.info("http.access", method=method.decode("latin-1"), target=url.decode("latin-1"),
+                             status=200 if found else 404, bytes=len(response))
+                if mode == CLOSE_MODE:
+                    state = CLOSE
+                    break
+            data = out[0] if len(out) == 1 else b"".join(out)
+        if threaded:
             protocol._loop.call_soon_threadsafe(protocol._deliver, data, state)
             return None
         protocol._state = state

@@ -26,10 +26,12 @@ class DateCache:
     is atomic.
     """
 
-    __slots__ = ("_cached",)
+    __slots__ = ("_cached", "until", "_line")
 
     def __init__(self) -> None:
         self._cached = (-1, b"")
+        self.until = -1.0
+        self._line = b""
 
     def header(self, now: float | None = None) -> bytes:
         """The full header line without CRLF: ``b"Date: Tue, 15 Nov 1994 08:12:31 GMT"``."""
@@ -39,6 +41,21 @@ class DateCache:
             cached = (second, b"Date: " + formatdate(second, usegmt=True).encode("ascii"))
             self._cached = cached
         return cached[1]
+
+    def line(self, monotonic_now: float) -> bytes:
+        """The header line with its CRLF, for a ``time.monotonic()`` reading the caller has.
+
+        No clock call while the reading is before the end of the cached second (mapped
+        from wall to monotonic time at each refresh, so a wall-clock step shows within a
+        second): the protocol already reads the monotonic clock once per read.
+        """
+        if monotonic_now < self.until:
+            return self._line
+        wall = time.time()
+        mono = time.monotonic()
+        self._line = self.header(wall) + b"\r\n"  # the line before the bound: other threads
+        self.until = mono + (int(wall) + 1 - wall)
+        return self._line
 
 
 DATE = DateCache()

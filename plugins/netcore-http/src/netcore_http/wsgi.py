@@ -24,24 +24,36 @@ import io
 import os
 import stat
 import threading
+from io import BytesIO
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 import httptools
 import structlog
 
-from netcore_http.protocol import CLOSE, CLOSE_MODE, DONE, GONE, KEEP_ALIVE_10, SUSPENDED, ClientGone
+from netcore_http.protocol import (
+    CLOSE,
+    CLOSE_MODE,
+    DONE,
+    GONE,
+    KEEP_ALIVE_10,
+    MODE,
+    STREAM_FLUSH,
+    SUSPENDED,
+    ClientGone,
+    _monotonic,
+)
 from netcore_http.responses import DATE, SERVER, error_response
 
 if TYPE_CHECKING:
-    from netcore_http.protocol import HttpProtocol, Limits, Request
+    from netcore_http.protocol import HttpProtocol, Limits
 
 log = structlog.get_logger("netcore.http")
 
 #: Hop-by-hop fields an app must not set (PEP 3333); Connection is honoured, not sent.
 HOP_BY_HOP = frozenset(("keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
                         "transfer-encoding", "upgrade"))
-_SERVER_LINE = "Server: " + SERVER.decode() + "\r\n"
+_SERVER_LINE = b"Server: " + SERVER + b"\r\n"
 _NO_BODY_STATUS = frozenset((204, 304))
 #: Header name (bytes) -> environ key; names with '_' map to None (dropped: "X_Foo" must
 #: not be able to pose as "X-Foo", the ambiguity nginx and gunicorn also refuse).
@@ -114,31 +126,90 @@ class FileWrapper:
             return None
 
 
+#: (status, *headers) as the app passed them -> what start_response makes of them
+#: (see :func:`_check_start`). Most apps send the same few header lists again and again:
+#: a hit costs a tuple and a dict lookup instead of validating and encoding every field.
+#: Bounded (apps may vary headers per response); cleared when full.
+_STARTS: dict[tuple, tuple] = {}
+_STARTS_MAX = 512
+#: ``Content-Length: N\r\n`` lines already formatted, by N (bounded the same way).
+_LENGTH_LINES: dict[int, bytes] = {}
+
+
+def _check_start(status: Any, headers: list) -> tuple:
+    """Validate a status and header list; (status, code, encoded head prefix, length, has_date, closes).
+
+    The prefix is the status line and the app's fields, ready to send: PEP 3333 headers
+    are latin-1 text, and a field that does not encode fails here, in the app's call.
+    """
+    if type(status) is not str or len(status) < 4 or status[3] != " " or not status[:3].isdigit():
+        raise ValueError(f"WSGI status must be a str like '200 OK', not {status!r}")
+    if "\r" in status or "\n" in status:
+        raise ValueError("WSGI status contains CR or LF")
+    length = None
+    has_date = False
+    closes = False
+    lines = ["HTTP/1.1 ", status, "\r\n"]
+    for name, value in headers:
+        if type(name) is not str or type(value) is not str:
+            raise TypeError(f"WSGI header names and values must be str: {name!r}: {value!r}")
+        if not name or "\r" in value or "\n" in value or "\0" in value or ":" in name or " " in name \
+                or "\r" in name or "\n" in name:
+            raise ValueError(f"WSGI header {name!r} contains a forbidden character")
+        lower = name.lower()
+        if lower == "content-length":
+            length = int(value)
+            if length < 0:
+                raise ValueError("negative Content-Length")
+        elif lower == "date":
+            has_date = True
+        elif lower == "connection":
+            if "close" in value.lower():
+                closes = True
+            continue  # the server decides what Connection says
+        elif lower in HOP_BY_HOP:
+            raise ValueError(f"hop-by-hop header {name!r} is the server's business (PEP 3333)")
+        lines += (name, ": ", value, "\r\n")
+    prefix = "".join(lines).encode("latin-1") + _SERVER_LINE
+    return status, int(status[:3]), prefix, length, has_date, closes
+
+
+def _length_line(length: int) -> bytes:
+    line = _LENGTH_LINES.get(length)
+    if line is None:
+        line = b"Content-Length: %d\r\n" % length
+        if len(_LENGTH_LINES) >= _STARTS_MAX:
+            _LENGTH_LINES.clear()
+        _LENGTH_LINES[length] = line
+    return line
+
+
 class Call:
-    """One request's trip through the app: start_response, write, framing, close."""
+    """One request's trip through the app: start_response, write, framing, close.
 
-    __slots__ = ("protocol", "request", "result", "iterator", "status", "code", "headers", "length",
-                 "remaining", "headers_sent", "chunked", "no_body", "closes", "has_date", "closed",
-                 "known_length", "sent")
+    One is made per request: ``__init__`` sets what the common path reads, and what only
+    streamed or unusual responses change starts as a class default.
+    """
 
-    def __init__(self, protocol: HttpProtocol, request: Request) -> None:
+    result: Any = None
+    iterator: Any = None
+    code = 0
+    prefix = b""  # the status line, the app's fields and the Server line, encoded
+    length: int | None = None  # the app's Content-Length
+    remaining = 0
+    chunked = False
+    has_date = False
+    closed = False
+    sent = 0
+
+    def __init__(self, protocol: HttpProtocol, request: tuple) -> None:
         self.protocol = protocol
         self.request = request
-        self.result: Any = None
-        self.iterator: Any = None
         self.status: str | None = None
-        self.code = 0
-        self.headers: list = []
-        self.length: int | None = None  # the app's Content-Length
-        self.remaining = 0
         self.headers_sent = False
-        self.chunked = False
-        self.no_body = request.method == b"HEAD"
-        self.closes = request.mode == CLOSE_MODE
-        self.has_date = False
-        self.closed = False
         self.known_length: int | None = None
-        self.sent = 0
+        self.no_body = request[0] == b"HEAD"
+        self.closes = request[MODE] == CLOSE_MODE
 
     # -- what the app calls ----------------------------------------------------------------
     def start_response(self, status: str, headers: list, exc_info: Any = None) -> Any:
@@ -150,40 +221,21 @@ class Call:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response() called a second time without exc_info")
-        if type(status) is not str or len(status) < 4 or status[3] != " " or not status[:3].isdigit():
-            raise ValueError(f"WSGI status must be a str like '200 OK', not {status!r}")
-        if "\r" in status or "\n" in status:
-            raise ValueError("WSGI status contains CR or LF")
-        length = None
-        has_date = False
-        closes = self.request.mode == CLOSE_MODE
-        kept = []
-        for name, value in headers:
-            if type(name) is not str or type(value) is not str:
-                raise TypeError(f"WSGI header names and values must be str: {name!r}: {value!r}")
-            if not name or "\r" in value or "\n" in value or "\0" in value or ":" in name or " " in name \
-                    or "\r" in name or "\n" in name:
-                raise ValueError(f"WSGI header {name!r} contains a forbidden character")
-            lower = name.lower()
-            if lower == "content-length":
-                length = int(value)
-                if length < 0:
-                    raise ValueError("negative Content-Length")
-            elif lower == "date":
-                has_date = True
-            elif lower == "connection":
-                if "close" in value.lower():
-                    closes = True
-                continue  # the server decides what Connection says
-            elif lower in HOP_BY_HOP:
-                raise ValueError(f"hop-by-hop header {name!r} is the server's business (PEP 3333)")
-            kept.append((name, value))
-        self.status = status
-        self.code = int(status[:3])
-        self.headers = kept
-        self.length = length
-        self.has_date = has_date
-        self.closes = closes
+        try:
+            key = (status, *headers)
+            entry = _STARTS.get(key)
+        except TypeError:  # unhashable: a list of lists, say -- checked, not cached
+            key = None
+            entry = None
+        if entry is None:
+            entry = _check_start(status, headers)
+            if key is not None:
+                if len(_STARTS) >= _STARTS_MAX:
+                    _STARTS.clear()
+                _STARTS[key] = entry
+        self.status, self.code, self.prefix, self.length, self.has_date, closes = entry
+        if closes:
+            self.closes = True
         return self.write
 
     def write(self, data: bytes) -> None:
@@ -226,7 +278,10 @@ class Call:
             if self.status is None:
                 raise AssertionError("the app returned without calling start_response()")
             self.known_length = 0
-            return self.head()
+            head = self.head()
+            if self.remaining and not self.no_body:
+                self.closes = True  # a length announced and no body at all: only a close ends it
+            return head
         if self.chunked and not self.no_body:
             return b"0\r\n\r\n"
         if self.length is not None and self.remaining and not self.no_body:
@@ -238,34 +293,32 @@ class Call:
             raise AssertionError("the app sent a body before calling start_response()")
         code = self.code
         request = self.request
-        lines = ["HTTP/1.1 ", self.status, "\r\n"]
-        for name, value in self.headers:
-            lines += (name, ": ", value, "\r\n")
+        lines = [self.prefix]
         if not self.has_date:
-            lines.append(DATE.header().decode("ascii"))
-            lines.append("\r\n")
-        lines.append(_SERVER_LINE)
+            # The I/O thread's clock reading of this read saves a clock call per response.
+            now = _monotonic() if self.protocol._threaded else self.protocol._now
+            lines.append(DATE._line if now < DATE.until else DATE.line(now))
         if code < 200 or code in _NO_BODY_STATUS:
             self.no_body = True
             self.length = None
         elif self.length is not None:
             self.remaining = self.length
         elif self.known_length is not None:
-            lines.append(f"Content-Length: {self.known_length}\r\n")
-        elif request.version == "1.1":
+            lines.append(_length_line(self.known_length))
+        elif request[2] == "1.1":
             if not self.no_body:
                 self.chunked = True
-                lines.append("Transfer-Encoding: chunked\r\n")
+                lines.append(b"Transfer-Encoding: chunked\r\n")
         elif not self.no_body:
             self.closes = True  # HTTP/1.0 and no length: the end of the body is the close
         if self.closes:
-            lines.append("Connection: close\r\n")
-        elif request.mode == KEEP_ALIVE_10:
-            lines.append("Connection: keep-alive\r\n")
-        lines.append("\r\n")
-        head = "".join(lines).encode("latin-1")  # PEP 3333: headers are latin-1 text
+            lines.append(b"Connection: close\r\n\r\n")
+        elif request[MODE] == KEEP_ALIVE_10:
+            lines.append(b"Connection: keep-alive\r\n\r\n")
+        else:
+            lines.append(b"\r\n")
         self.headers_sent = True
-        return head
+        return b"".join(lines)
 
     # -- ending ------------------------------------------------------------------------------
     def close_app(self) -> None:
@@ -282,12 +335,12 @@ class Call:
                 self.protocol.count_error()
 
     def fail(self, exc: BaseException) -> int:
-        log.error("http.app_failed", method=self.request.method.decode("latin-1"),
-                  target=self.request.url.decode("latin-1"), headers_sent=self.headers_sent, exc_info=exc)
+        log.error("http.app_failed", method=self.request[0].decode("latin-1"),
+                  target=self.request[1].decode("latin-1"), headers_sent=self.headers_sent, exc_info=exc)
         self.protocol.count_error()
         if not self.headers_sent:
             self.protocol._out.append(error_response(500, "internal server error",
-                                                     head=self.request.method == b"HEAD"))
+                                                     head=self.request[0] == b"HEAD"))
         return CLOSE
 
 
@@ -381,8 +434,8 @@ def _finish_after_sendfile(protocol: HttpProtocol, call: Call) -> int:
 
 def _access(protocol: HttpProtocol, call: Call) -> None:
     request = call.request
-    log.info("http.access", method=request.method.decode("latin-1"), target=request.url.decode("latin-1"),
-             version=request.version, status=call.code, bytes=call.sent,
+    log.info("http.access", method=request[0].decode("latin-1"), target=request[1].decode("latin-1"),
+             version=request[2], status=call.code, bytes=call.sent,
              peer=_peer_text(protocol.connection.peer))
 
 
@@ -433,58 +486,92 @@ class WsgiHost:
         protocol._environ_base = environ
         return environ
 
-    def environ(self, protocol: HttpProtocol, request: Request) -> dict:
-        base = protocol._environ_base or self.base_environ(protocol)
-        environ = base.copy()
-        url = request.url
-        if url[:1] == b"/":
-            path, _, query = url.partition(b"?")
-        elif url == b"*":
-            path, query = b"*", b""
-        else:  # absolute-form (a proxy request): the path and query of the URL
-            parsed = httptools.parse_url(url)
-            path, query = parsed.path or b"/", parsed.query or b""
-        if b"%" in path:
-            path = unquote_to_bytes(path)
-        environ["REQUEST_METHOD"] = request.method.decode("latin-1")
-        environ["PATH_INFO"] = path.decode("latin-1")
-        environ["QUERY_STRING"] = query.decode("latin-1")
-        environ["RAW_URI"] = url.decode("latin-1")
-        environ["SERVER_PROTOCOL"] = "HTTP/" + request.version
-        body = request.body
-        environ["wsgi.input"] = io.BytesIO(body)
-        for name, value in request.headers:
+    def environ(self, protocol: HttpProtocol, request: tuple) -> dict:
+        method, url, version, headers, body, _, _ = request
+        line = _LINES.get((method, url, version)) or _request_line(method, url, version)
+        environ = (protocol._environ_base or self.base_environ(protocol)) | line
+        environ["wsgi.input"] = BytesIO(body)
+        for name, value in headers:
             key = _KEYS.get(name) or _environ_key(name)
             if key is None:
                 continue
-            text = value.decode("latin-1")
             if key in environ:
-                environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + text
+                environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + value.decode("latin-1")
             else:
-                environ[key] = text
+                environ[key] = value.decode("latin-1")
         if body and "CONTENT_LENGTH" not in environ:
             environ["CONTENT_LENGTH"] = str(len(body))  # a chunked body, read in full
         return environ
 
-    def respond(self, protocol: HttpProtocol, request: Request) -> int:
-        if request.error:
-            protocol._out.append(error_response(request.error, request.message))
+    def respond(self, protocol: HttpProtocol, request: tuple) -> int:
+        if request[6]:
+            protocol._out.append(error_response(*request[6]))
             return CLOSE
         call = Call(protocol, request)
         try:
-            environ = self.environ(protocol, request)
-            result = self.app(environ, call.start_response)
+            result = self.app(self.environ(protocol, request), call.start_response)
         except Exception as exc:
             return call.fail(exc)
         call.result = result
-        if type(result) is list and len(result) == 1 and call.length is None:
+        if type(result) is list and len(result) == 1 and type(result[0]) is bytes:
             # One string: its length is known, no chunked framing needed (PEP 3333 allows it).
-            first = result[0]
-            if type(first) is bytes:
-                call.known_length = len(first)
+            body = result[0]
+            length = call.length
+            if length is None:
+                call.known_length = len(body)
+            if len(body) < STREAM_FLUSH and call.status is not None and not call.headers_sent:
+                # The common app, short: head and body go out as one piece, with no
+                # iterator, no framing per chunk and no close() to call (a list has none).
+                # Anything else takes pump(), which handles every case.
+                call.closed = True
+                if length is not None and len(body) != length and not call.no_body:
+                    code = call.code
+                    if code >= 200 and code not in _NO_BODY_STATUS:
+                        call.closes = True  # not what was announced: only a close can end it
+                        body = body[:length]
+                data = call.head()
+                if body and not call.no_body:
+                    data += body
+                    call.sent = len(body)
+                protocol._out.append(data)
+                if protocol.limits.access_log:
+                    _access(protocol, call)
+                return CLOSE if call.closes else DONE
         elif type(result) is FileWrapper and call.length is None:
             call.known_length = _file_length(result)
         return pump(protocol, call)
+
+
+#: (method, target, version) -> the environ entries the request line makes: clients
+#: send the same few request lines again and again, and merging a prepared dict costs
+#: less than decoding and storing five values. Bounded (clients choose the targets);
+#: cleared when full.
+_LINES: dict[tuple[bytes, bytes, str], dict[str, str]] = {}
+_LINES_MAX = 1024
+
+
+def _request_line(method: bytes, url: bytes, version: str) -> dict[str, str]:
+    if url[:1] == b"/":
+        path, _, query = url.partition(b"?")
+    elif url == b"*":
+        path, query = b"*", b""
+    else:  # absolute-form (a proxy request): the path and query of the URL
+        parsed = httptools.parse_url(url)
+        path, query = parsed.path or b"/", parsed.query or b""
+    if b"%" in path:
+        path = unquote_to_bytes(path)
+    line = {
+        "REQUEST_METHOD": method.decode("latin-1"),
+        "PATH_INFO": path.decode("latin-1"),
+        "QUERY_STRING": query.decode("latin-1"),
+        "RAW_URI": url.decode("latin-1"),
+        "SERVER_PROTOCOL": "HTTP/" + version,
+    }
+    if len(url) <= 1024:
+        if len(_LINES) >= _LINES_MAX:
+            _LINES.clear()
+        _LINES[method, url, version] = line
+    return line
 
 
 def _file_length(wrapper: FileWrapper) -> int | None:
