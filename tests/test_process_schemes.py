@@ -14,6 +14,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -246,6 +248,36 @@ def test_workers_exit_when_the_master_is_killed(dispatch):
         idle.close()
         gone = [e for e in server.events_named("worker.master_gone")]
         assert {e["pid"] for e in gone} == set(pids)
+
+
+@pytest.mark.parametrize("dispatch", MASTER_SCHEMES)
+def test_workers_exit_when_the_master_is_killed_and_stderr_is_gone(dispatch):
+    """The orphans' own log line then fails (EPIPE): they must stop all the same."""
+    proc = subprocess.Popen([sys.executable, "-m", "netcore", "serve", "--log-format", "json",
+                             "--bind", "127.0.0.1:0", "--dispatch", dispatch, "--acceptor", "shared",
+                             "--workers", "2", "--graceful-timeout", "2"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    pids = []
+    try:
+        for line in proc.stderr:  # no reader thread: this test owns the pipe and closes it
+            if '"worker.started"' in line:
+                pids.append(json.loads(line)["pid"])
+                if len(pids) == 2:
+                    break
+        assert len(pids) == 2
+        proc.stderr.close()  # whoever read the master's stderr has gone too
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert wait_gone(pids, timeout=15) == [], "workers outlived their master"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)  # only if the assertion above failed: our own orphans
+            except ProcessLookupError:
+                pass
 
 
 # -- heartbeat ------------------------------------------------------------------------------------

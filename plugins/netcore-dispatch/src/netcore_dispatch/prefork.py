@@ -13,14 +13,13 @@ this module is only what runs inside one.
 
 from __future__ import annotations
 
-import os
-
 import structlog
 from netcore.dispatch import Dispatcher
 from netcore.reactor.loop import EventLoop
 from netcore.reactor.poller import EVENT_READ
 
 from netcore_dispatch.master import Master
+from netcore_dispatch.worker_link import log_master_gone
 
 log = structlog.get_logger("netcore.worker")
 
@@ -55,9 +54,9 @@ class ReactorProgram:
             # port against the master that will replace it: stop accepting, let go of
             # the listeners, finish what is in flight (within graceful_timeout), exit.
             loop.unregister(link.life_fd)
-            log.warning("worker.master_gone", worker=slot, pid=os.getpid())
             worker.stop(True)
             acceptor.close(listeners)
+            log_master_gone(worker=slot)
 
         def tick() -> None:
             link.beat()

@@ -40,6 +40,7 @@ from netcore_dispatch.blocking import (
     serve_connection,
 )
 from netcore_dispatch.master import Master
+from netcore_dispatch.worker_link import log_master_gone
 
 log = structlog.get_logger("netcore.worker")
 
@@ -149,8 +150,8 @@ class BlockingProgram:
                 return
             if link.life_fd in ready:
                 waiter.unregister(link.life_fd)
-                log.warning("worker.master_gone", worker=worker.index, pid=os.getpid())
                 control.request("master exited", True)
+                log_master_gone(worker=worker.index)
             control.end_grace()
             conns = control.connections()
             # The same handler call still running since the previous look (requests counts

@@ -136,3 +136,16 @@ def flush_stdio() -> None:
             stream.flush()
         except Exception:  # noqa: BLE001 - a closed stream must not stop an exit
             pass
+
+
+def log_master_gone(**fields: Any) -> None:
+    """Log that the master died, after the worker has already acted on it.
+
+    stderr is often a pipe the dead master's own parent read, and may be closed: writing
+    to it then raises (BrokenPipeError), and an orphan whose stop depended on that line
+    would serve on forever. So the stop comes first and this line is best effort.
+    """
+    try:
+        log.warning("worker.master_gone", pid=os.getpid(), **fields)
+    except (OSError, ValueError):
+        pass
