@@ -234,19 +234,7 @@ class HttpProtocol(Protocol):
                     self._special = True
                     self.connection.pause_reading()
                 return  # the batch in flight re-arms the timer when it ends
-            # _dispatch's first round written out: this runs once per read that completed
-            # a request, i.e. once per request on a keep-alive connection.
-            self._queue = []
-            self._busy = True
-            self._state = -1
-            connection = self.connection
-            if self._sock_timeout is not None:
-                connection.sock.settimeout(None)  # blocking scheme: writes must not time out
-                self._sock_timeout = None
-            connection.submit(self._handler, batch)
-            if len(batch) > 1:
-                connection.requests += len(batch) - 1
-            state = self._state
+            state = self._submit(batch)
             if state == DONE and not self._special:
                 self._busy = False
                 self._idle_since = self._now
@@ -496,22 +484,28 @@ class HttpProtocol(Protocol):
     # -- batches -------------------------------------------------------------------------
     def _dispatch(self) -> None:
         """Hand every queued request to the dispatcher as one batch (I/O thread)."""
-        connection = self.connection
         while self._queue and not self._busy:
-            batch = self._queue
-            self._queue = []
-            self._busy = True
-            self._state = -1
-            if self._sock_timeout is not None:
-                connection.sock.settimeout(None)  # blocking scheme: writes must not time out
-                self._sock_timeout = None
-            connection.submit(self._handler, batch)
-            if len(batch) > 1:
-                connection.requests += len(batch) - 1
-            state = self._state
+            state = self._submit(self._queue)
             if state < 0:
                 return  # runs on another thread; _deliver continues
             self._after_batch(state)
+
+    def _submit(self, batch: list) -> int:
+        """Hand ``batch`` (the whole queue) to the dispatcher; returns the state it left.
+
+        -1 means the handler runs on another thread and ``_deliver`` finishes the batch.
+        """
+        self._queue = []
+        self._busy = True
+        self._state = -1
+        connection = self.connection
+        if self._sock_timeout is not None:
+            connection.sock.settimeout(None)  # blocking scheme: writes must not time out
+            self._sock_timeout = None
+        connection.submit(self._handler, batch)
+        if len(batch) > 1:
+            connection.requests += len(batch) - 1
+        return self._state
 
     def _handle(self, batch: list[tuple]) -> bytes | None:
         """The handler ``submit`` runs: answer a batch, on whatever thread it is given."""
