@@ -10,8 +10,8 @@ Kept as a thin wrapper so old commands still work: the arguments are passed thro
 
 import sys
 
-from netcore.bench import main
+from netcore.cli import main  # the real command line: `netcore bench` comes from netcore-bench
 
 if __name__ == "__main__":
     print("bench/dispatch.py: now 'netcore bench dispatch'; running it", file=sys.stderr)
-    sys.exit(main(["dispatch", *sys.argv[1:]]))
+    sys.exit(main(["bench", "dispatch", *sys.argv[1:]]))

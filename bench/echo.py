@@ -9,8 +9,8 @@ Kept as a thin wrapper so old commands still work: the arguments are passed thro
 
 import sys
 
-from netcore.bench import main
+from netcore.cli import main  # the real command line: `netcore bench` comes from netcore-bench
 
 if __name__ == "__main__":
     print("bench/echo.py: now 'netcore bench'; running it", file=sys.stderr)
-    sys.exit(main(["--poller", "epoll-lt", *sys.argv[1:]]))
+    sys.exit(main(["bench", "--poller", "epoll-lt", *sys.argv[1:]]))

@@ -9,7 +9,7 @@ hosting a WSGI hello app under ``inline`` and ``pool``, uvicorn (httptools, raw 
 hello), waitress (4 threads), gunicorn (sync; gthread with 8 threads) and nginx
 ``return 200``, alternating A B A B, server and wrk pinned to different CPUs; requests/s,
 p50/p99, server CPU per request over every server process, ratios to uvicorn and the
-issue's targets. See docs/benchmarks.md and docs/http.md.
+preset's targets. See docs/benchmarks.md and docs/http.md.
 
 Kept as a thin wrapper so old commands still work: the arguments are passed through to
 ``netcore bench http`` unchanged (``--servers`` is now ``--peers``, which picks the
@@ -22,11 +22,11 @@ import shutil
 import subprocess
 import sys
 
-from netcore.bench import main
+from netcore.cli import main  # the real command line: `netcore bench` comes from netcore-bench
 
 if __name__ == "__main__":
     if not shutil.which("wrk"):
         print("bench/http_wrk.py: wrk not found: trying 'apt-get install -y wrk'", file=sys.stderr)
         subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, stdin=subprocess.DEVNULL)
     print("bench/http_wrk.py: now 'netcore bench http'; running it", file=sys.stderr)
-    sys.exit(main(["http", *sys.argv[1:]]))
+    sys.exit(main(["bench", "http", *sys.argv[1:]]))

@@ -1,7 +1,7 @@
 """The combination matrix of the integration suites.
 
-A tox factor narrows it through ``NCTEST_POLLER`` / ``NCTEST_DISPATCH`` /
-``NCTEST_PROTOCOL`` (comma-separated); unset means every value. ``NCTEST_ACCEPTOR``
+``NCTEST_POLLER`` / ``NCTEST_DISPATCH`` / ``NCTEST_PROTOCOL`` (comma-separated; tox's
+``matrix`` env passes them through) narrow it; unset means every value. ``NCTEST_ACCEPTOR``
 picks the acceptor of the process schemes. (Not ``NETCORE_*``:
 those are the server's own settings.)
 """

@@ -14,22 +14,9 @@ import time
 
 import pytest
 from netcore.protocol import Protocol
+from netcore.reactor.base import LATER
 from netcore.reactor.worker import ReactorWorker
-
-
-def run_until(loop, predicate, timeout=20.0):
-    """Run ``loop`` until ``predicate()`` holds, checking after every iteration's callbacks."""
-    deadline = time.monotonic() + timeout
-
-    def check():
-        if predicate() or time.monotonic() > deadline:
-            loop.stop()
-        else:
-            loop.call_later(0.002, check)
-
-    loop.call_soon(check)
-    loop.run_forever()
-    assert predicate(), "condition not reached within %.0fs" % timeout
+from netcore.testing.loops import run_until
 
 
 class Recorder(Protocol):
@@ -173,18 +160,16 @@ def test_reset_mid_stream_closes_only_that_connection(server, loop):
 
 
 class LateReplies(Recorder):
-    """Answers 20 ms later, as a pool would: exercises ``pending`` and ``reply_done``."""
+    """Answers 20 ms later, as a pool would: the handler returns LATER, a timer finishes it."""
 
     def data_received(self, data):
         conn = self.connection
-        conn.requests += 1
-        conn.pending += 1
 
-        def reply():
-            conn.write(data.upper())
-            conn.reply_done()
+        def handler(request):
+            conn.loop.call_later(0.02, conn.job_finished, request.upper())
+            return LATER
 
-        conn.loop.call_later(0.02, reply)
+        conn.submit(handler, data)
 
 
 def test_fin_before_late_reply_still_gets_the_reply(server, loop):

@@ -9,25 +9,10 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
-import time
 
 from netcore.protocol import Protocol
 from netcore.reactor.worker import ReactorWorker
-
-
-def run_until(loop, predicate, timeout=20.0):
-    """Run ``loop`` until ``predicate()`` holds (as in test_connection.py)."""
-    deadline = time.monotonic() + timeout
-
-    def check():
-        if predicate() or time.monotonic() > deadline:
-            loop.stop()
-        else:
-            loop.call_later(0.002, check)
-
-    loop.call_soon(check)
-    loop.run_forever()
-    assert predicate(), "condition not reached within %.0fs" % timeout
+from netcore.testing.loops import run_until
 
 
 def connect(port, rcvbuf):

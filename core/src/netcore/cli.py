@@ -1,22 +1,29 @@
-"""The ``netcore`` command: ``serve``, ``plugins``, ``config``, ``bench``.
-
-``bench`` is a core command, imported only when it runs (``netcore.bench``), so
-``netcore serve`` never pays for it; its optional dependencies (rich, matplotlib) are the
-``bench`` extra.
+"""The ``netcore`` command: ``serve``, ``plugins``, ``config``, and commands plugins add.
 
 Plugins are loaded before the arguments are parsed, because plugins declare settings
 and every setting is a flag. ``-p no:NAME`` / ``-p MODULE`` are therefore picked out of
 the command line first, as pytest does.
+
+A plugin adds a subcommand through the ``netcore_add_commands`` hook with a lazy
+``"module:function"`` target (``netcore bench`` is netcore-bench's), imported only when
+that command runs: the host stays minimal and ``netcore serve`` never pays for a
+benchmark harness. A plugin command gets the rest of the command line unparsed, since
+its options are its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.metadata
 import json
 import os
+import re
 import signal
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
+
+import attrs
 
 from netcore import __version__
 from netcore.errors import UsageError
@@ -31,6 +38,122 @@ INSTALL_HINT = (
     "(or 'pip install ./plugins/netcore-pollers ./plugins/netcore-acceptors "
     "./plugins/netcore-dispatch ./plugins/netcore-echo')"
 )
+
+
+#: The host's own commands; a plugin may not add one of these names.
+BUILTIN_COMMANDS = ("serve", "plugins", "config")
+
+#: Commands that a distribution of this repository provides: when one is missing, say
+#: what to install instead of "invalid choice". name -> (distribution, path in a checkout).
+PROVIDED_BY = {"bench": ("netcore-bench", "./plugins/netcore-bench")}
+
+_COMMAND_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+
+
+@attrs.frozen
+class Command:
+    """A subcommand a plugin added: a name, a lazy target and its ``--help`` line."""
+
+    name: str
+    #: ``"package.module:function"``, imported only when the command runs.
+    target: str
+    help: str = ""
+    #: The plugin (entry-point name) and distribution that added it.
+    plugin: str = ""
+    distribution: str = ""
+
+    def load(self) -> Callable[..., Any]:
+        """Import the target; a failure is a :class:`UsageError` naming the plugin."""
+        module_name, _, attr = self.target.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except Exception as exc:  # an ImportError, or anything the module raised
+            raise UsageError(
+                f"command {self.name!r} from {self.distribution or self.plugin or 'an unknown plugin'} "
+                f"cannot be loaded: {type(exc).__name__}: {exc}"
+            ) from exc
+        return obj
+
+
+class Commands:
+    """The subcommands plugins add; handed to ``netcore_add_commands``.
+
+    Like a family :class:`~netcore.registry.Registry`: the host sets ``current_plugin``
+    while it calls one plugin's hook, so every command records who added it, and a
+    refused name is a problem naming that plugin, not an exception that would make the
+    whole plugin broken (its pollers or protocols still work).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Command] = {}
+        #: Refused additions (a built-in name, a name taken first), one line each.
+        self.problems: list[str] = []
+        self.current_plugin = ""
+        self.current_distribution = ""
+
+    def add(self, name: str, target: str, help: str = "") -> Command | None:
+        """Add ``netcore NAME``; returns the command, or None when the name is refused."""
+        if not _COMMAND_NAME.match(name):
+            raise ValueError(f"command name {name!r} must be lower-case letters, digits and '-'")
+        module_name, colon, attr = target.partition(":")
+        if not (module_name and colon and attr):
+            raise ValueError(f"command {name!r}: target {target!r} must look like 'package.module:function'")
+        who = f"plugin {self.current_plugin or '?'!r}" + (
+            f" ({self.current_distribution})" if self.current_distribution else "")
+        if name in BUILTIN_COMMANDS:
+            self.problems.append(f"command {name!r} from {who} refused: {', '.join(BUILTIN_COMMANDS)} "
+                                 "are built-in netcore commands")
+            return None
+        existing = self._entries.get(name)
+        if existing is not None:
+            self.problems.append(f"command {name!r} from {who} refused: plugin {existing.plugin or '?'!r} "
+                                 "added it first")
+            return None
+        command = Command(name, target, help, self.current_plugin, self.current_distribution)
+        self._entries[name] = command
+        return command
+
+    def get(self, name: str) -> Command | None:
+        return self._entries.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self):
+        return iter(self._entries[name] for name in sorted(self._entries))
+
+
+def collect_commands(host: PluginHost) -> Commands:
+    """Ask every plugin for its commands, once per ``netcore`` invocation.
+
+    Each plugin's implementation is called separately (as for the registries), so a
+    command knows its plugin and a plugin whose hook raises is marked broken alone.
+    """
+    commands = Commands()
+    host._call_per_plugin("netcore_add_commands", commands, "commands")
+    return commands
+
+
+def _missing_command(name: str, host: PluginHost) -> str:
+    """The one line for ``netcore NAME`` when NAME comes from a distribution not loaded here."""
+    dist, path = PROVIDED_BY[name]
+    try:
+        eps = [ep for ep in importlib.metadata.distribution(dist).entry_points if ep.group == "netcore"]
+    except importlib.metadata.PackageNotFoundError:
+        return (f"'netcore {name}' is provided by the {dist} distribution, which is not installed: "
+                f"pip install {dist} (from a netcore checkout: pip install {path})")
+    why = "its plugin did not add it"
+    for ep in eps:
+        info = host.plugins.get(ep.name)
+        if info is not None and info.status == "blocked":
+            why = f"its plugin is blocked (-p no:{ep.name})"
+        elif info is not None and info.status == "broken":
+            why = f"its plugin {ep.name!r} is broken: {info.error}"
+        elif info is None and not host.autoload:
+            why = f"plugin autoload is disabled (load it with -p {ep.value})"
+    return f"'netcore {name}' is provided by {dist}, which is installed, but {why}"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,7 +204,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser, settings: Settings) -> N
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="set any setting by name")
 
 
-def build_parser(host: PluginHost) -> argparse.ArgumentParser:
+def build_parser(host: PluginHost, commands: Commands | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="netcore",
         description="A TCP server in which every classic concurrency model is a plugin.",
@@ -94,12 +217,15 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     _add_setting_flags(serve, host.settings)
     plugins = sub.add_parser("plugins", help="list every implementation by family, and whether it can load")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
-    # Listed for --help only: main() hands `bench` and everything after it to netcore.bench.
-    sub.add_parser("bench", help="benchmark combinations against each other and against peers "
-                   "(netcore bench --help)", add_help=False)
     config = sub.add_parser("config", help="show the effective configuration and where each value came from")
     config.add_argument("--json", action="store_true", help="machine-readable output")
     _add_setting_flags(config, host.settings)
+    # Listed for --help only: main() hands a plugin command everything after its name.
+    for command in commands or ():
+        origin = command.distribution or command.plugin
+        sub.add_parser(command.name, add_help=False,
+                       help=(command.help or f"netcore {command.name} --help").replace("%", "%%")
+                       + (f" [{origin}]" if origin else ""))
     return parser
 
 
@@ -142,7 +268,7 @@ def _warn_broken(host: PluginHost) -> None:
         )
 
 
-def plugins_report(host: PluginHost) -> dict[str, Any]:
+def plugins_report(host: PluginHost, commands: Commands | None = None) -> dict[str, Any]:
     families: dict[str, list[dict[str, Any]]] = {}
     for family, registry in host.registries.items():
         rows = []
@@ -164,6 +290,7 @@ def plugins_report(host: PluginHost) -> dict[str, Any]:
             })
         families[family] = rows
     problems = [p for r in host.registries.values() for p in r.problems]
+    problems += commands.problems if commands is not None else []
     return {
         "plugins": [
             {"name": p.name, "distribution": p.distribution, "version": p.version, "module": p.module,
@@ -171,13 +298,17 @@ def plugins_report(host: PluginHost) -> dict[str, Any]:
             for p in host.external_plugins()
         ],
         "families": families,
+        "commands": [
+            {"name": c.name, "target": c.target, "help": c.help, "plugin": c.plugin, "distribution": c.distribution}
+            for c in commands or ()
+        ],
         "problems": problems,
         "autoload": host.autoload,
     }
 
 
-def cmd_plugins(host: PluginHost, args: argparse.Namespace) -> int:
-    report = plugins_report(host)
+def cmd_plugins(host: PluginHost, args: argparse.Namespace, commands: Commands | None = None) -> int:
+    report = plugins_report(host, commands)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -195,6 +326,11 @@ def cmd_plugins(host: PluginHost, args: argparse.Namespace) -> int:
             state = "" if r["available"] else f"  [unavailable: {r['reason']}]"
             notes = f" ({r['notes']})" if r["notes"] else ""
             out.append(f"  {r['name']:<{width}}  {scheme}{r['summary']}{notes}  <{r['distribution'] or r['plugin']}>{state}")
+    if report["commands"]:
+        out.append("commands:")
+        width = max(len(c["name"]) for c in report["commands"])
+        out.extend(f"  {c['name']:<{width}}  {c['help']}  <{c['distribution'] or c['plugin']}>"
+                   for c in report["commands"])
     for p in report["plugins"]:
         if p["status"] != "loaded":
             out.append(f"plugin {p['name']} ({p['distribution'] or p['module']}): {p['status']}"
@@ -248,20 +384,34 @@ def _broken_hint(exc: UsageError, host: PluginHost | None) -> str:
 COMMANDS = {"serve": cmd_serve, "plugins": cmd_plugins, "config": cmd_config}
 
 
+def run_command(command: Command, argv: Sequence[str], plugin_args: Sequence[str]) -> int:
+    """Import a plugin command's target and run it; ``None`` from it means success."""
+    status = command.load()(list(argv), plugin_args=list(plugin_args))
+    return 0 if status is None else int(status)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         blocked, extra, rest = split_plugin_options(argv)
-        if rest[:1] == ["bench"]:
-            # The bench starts servers in child processes and loads no plugin itself; the
-            # -p options go to those servers.
-            from netcore.bench import main as bench_main
-
-            plugin_args = [a for b in blocked for a in ("-p", f"no:{b}")] + [a for m in extra for a in ("-p", m)]
-            return bench_main(rest[1:], plugin_args=plugin_args)
         host = PluginHost(blocked=blocked, extra=extra)
-        parser = build_parser(host)
+        commands = collect_commands(host)
+        if rest[:1] != ["plugins"]:  # `netcore plugins` lists them among its problems
+            for problem in commands.problems:
+                print(f"netcore: warning: {problem}", file=sys.stderr)
+        name = rest[0] if rest else ""
+        command = commands.get(name)
+        if command is not None:
+            # A plugin command may start netcore processes of its own (the bench starts
+            # servers): the -p options are handed on for those.
+            plugin_args = [a for b in blocked for a in ("-p", f"no:{b}")] + [a for m in extra for a in ("-p", m)]
+            return run_command(command, rest[1:], plugin_args)
+        if name in PROVIDED_BY:
+            raise UsageError(_missing_command(name, host))
+        parser = build_parser(host, commands)
         args = parser.parse_args(rest)
+        if args.command == "plugins":
+            return cmd_plugins(host, args, commands)
         return COMMANDS[args.command](host, args)
     except UsageError as exc:
         print(f"netcore: error: {exc}{_broken_hint(exc, locals().get('host'))}", file=sys.stderr)

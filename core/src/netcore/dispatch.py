@@ -1,4 +1,4 @@
-"""The dispatch family's interface: where work runs (the essay's schemes 0-11).
+"""The dispatch family's interface: where work runs (the essay's schemes 0-11, docs/concepts.md).
 
 A dispatcher owns the shape of the running server: how many loops, threads or
 processes, how connections reach them, and where ``Connection.submit`` runs a handler.
@@ -12,23 +12,38 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from netcore.config import Config
+    from netcore.registry import Registration
     from netcore.server import Server
 
 
 class Dispatcher:
-    """Base class of dispatch plugins."""
+    """Base class of dispatch plugins.
 
-    name = "abstract"
-    #: The essay's scheme number.
-    scheme: int | None = None
-    #: False for the blocking schemes, which ignore the poller setting.
-    uses_poller = True
+    A dispatcher's identity -- its name, the essay's scheme number, what it provides --
+    is its :class:`~netcore.registry.Registration`, the one the server selected and hands
+    it; a class does not restate it, so that one class can serve under two
+    registrations and the two can never disagree.
+    """
+
     #: What WSGI's ``wsgi.multithread`` / ``wsgi.multiprocess`` must say under this scheme.
     multithread = False
     multiprocess = False
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, registration: Registration | None = None) -> None:
         self.config = config
+        #: The registration this dispatcher was selected by; None when made directly (a test).
+        self.registration = registration
+
+    @property
+    def uses_poller(self) -> bool:
+        """False for the blocking schemes (``provides=("blocking",)``), which ignore the
+        poller setting: the assembly then loads no poller, and ``server.started`` says so."""
+        return self.registration is None or "blocking" not in self.registration.provides
+
+    @property
+    def scheme(self) -> int | None:
+        """The essay's scheme number, from the registration."""
+        return None if self.registration is None else self.registration.scheme
 
     def serve(self, server: Server) -> str:
         """Serve until stopped; return the reason (``"signal SIGTERM"``)."""

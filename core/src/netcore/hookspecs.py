@@ -1,8 +1,9 @@
 """The hooks a netcore plugin may implement (pluggy project name ``netcore``).
 
-Hooks assemble a server and mark its lifecycle edges. None of them is called per event,
-per connection or per request: a pluggy call costs about a microsecond, twenty times a
-plain method call, and the per-message path is a few microseconds in all.
+Hooks add commands, assemble a server and mark its lifecycle edges. None of them is
+called per event, per connection or per request: a pluggy call costs about a
+microsecond, twenty times a plain method call, and the per-message path is a few
+microseconds in all.
 """
 
 from __future__ import annotations
@@ -19,6 +20,24 @@ def netcore_add_settings(settings):
     Each setting is declared once and becomes a command-line flag, a ``NETCORE_*``
     environment variable, a key of the TOML file and a line of ``netcore config``.
     Historic: a plugin registered late still gets called.
+    """
+
+
+@hookspec
+def netcore_add_commands(commands):
+    """Add subcommands of ``netcore``: ``commands.add(name, target, help)``.
+
+    ``target`` is a lazy ``"package.module:function"`` string, as in the registries:
+    nothing is imported until ``netcore NAME`` runs, so a command's dependencies (the
+    benchmark harness and rich, for ``netcore bench``) cost ``netcore serve`` nothing.
+    The function is called as ``function(argv, plugin_args=[...])`` with the arguments
+    after ``NAME`` and the ``-p no:NAME`` / ``-p MODULE`` options given before it (to
+    pass on to any ``netcore`` process it starts); it returns the exit status (``None``
+    means 0). ``help`` is its line in ``netcore --help``.
+
+    Called only when the command line starts, once, never on the event path. The names
+    ``serve``, ``plugins`` and ``config`` are the host's and are refused, as is a name
+    another plugin added first; the refusal names the plugin.
     """
 
 

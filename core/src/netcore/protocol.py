@@ -5,12 +5,16 @@ thread and do the *framing*: they cut the byte stream into requests and hand eac
 ``self.connection.submit(handler, request)``. Where ``handler(request)`` then runs is the
 dispatcher's business (inline on the loop, a new thread, a pool, ...); its reply is
 written in request order whatever thread produced it. The same protocol code therefore
-runs unchanged under every scheme.
+runs unchanged under every scheme: the connection contract a protocol relies on
+(``submit`` with ``count``, ``serial``, ``job_done``, ``LATER``, ``send``, deadlines) is
+in :mod:`netcore.reactor.base`, and docs/plugin-authoring.md explains it with examples.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+from netcore.reactor.base import LATER, ConnectionClosed
 
 if TYPE_CHECKING:
     from netcore.config import Config
@@ -20,6 +24,17 @@ if TYPE_CHECKING:
 
 class Protocol:
     """Base class of protocol plugins; subclass and implement :meth:`data_received`."""
+
+    #: True: at most one submission of a connection is handled at a time; the others
+    #: wait, in order, in the connection. Set it when handlers of one connection share
+    #: state (a transaction, a response streamed with ``connection.send``). It changes
+    #: nothing under the schemes that already run one handler at a time.
+    serial = False
+
+    #: A method ``job_done(self)`` defined by a subclass runs on the I/O thread after each
+    #: submission's reply has been handed to the connection (move a keep-alive deadline,
+    #: close after a final reply). None: nothing to call, nothing spent per request.
+    job_done: Any = None
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -38,8 +53,10 @@ class Protocol:
         """What the server calls at assembly; the default is :meth:`configure`.
 
         Override instead of ``configure`` when the protocol must know how the server
-        runs, not only its settings: WSGI's ``wsgi.multithread``/``wsgi.multiprocess``
-        follow ``server.dispatcher.multithread``/``multiprocess``.
+        runs, not only its settings: ``server.concurrency`` says whether handlers may run
+        on several threads at once (``multithread``), whether several processes serve
+        (``multiprocess``), and whether an event loop drives the connections
+        (``event_loop``) -- WSGI's ``wsgi.multithread``/``wsgi.multiprocess`` follow it.
         """
         return cls.configure(server.config)
 
@@ -75,4 +92,4 @@ class Protocol:
         """The connection is closed; ``exc`` is the error that closed it, if any."""
 
 
-__all__ = ["Protocol"]
+__all__ = ["LATER", "ConnectionClosed", "Protocol"]

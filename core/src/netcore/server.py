@@ -11,6 +11,7 @@ import os
 import signal
 from typing import TYPE_CHECKING, Any, Callable
 
+import attrs
 import structlog
 
 from netcore.reactor.worker import ReactorWorker
@@ -23,8 +24,26 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("netcore.server")
 
-#: Signals and whether they ask for a graceful stop (DESIGN.md: TERM graceful; INT, QUIT fast).
+#: Signals and whether they ask for a graceful stop (TERM graceful; INT, QUIT fast: docs/architecture.md).
 STOP_SIGNALS = ((signal.SIGTERM, True), (signal.SIGINT, False), (signal.SIGQUIT, False))
+
+
+@attrs.frozen
+class Concurrency:
+    """How the server runs, as a protocol needs to know it (``server.concurrency``).
+
+    What a protocol may depend on -- never the dispatcher object itself, whose shape is
+    the dispatch plugin's business.
+    """
+
+    #: Handlers of different connections may run at the same time on several threads of
+    #: one process: shared state needs a lock.
+    multithread: bool
+    #: Several processes serve the same listeners, each with its own memory.
+    multiprocess: bool
+    #: An event loop drives the connections (False: the blocking schemes, where each
+    #: connection has a thread or process of its own and there is no ``connection.loop``).
+    event_loop: bool
 
 
 class Server:
@@ -38,11 +57,17 @@ class Server:
         loaded = assembly.loaded
         self.poller_class = loaded.get("poller")
         self.acceptor = loaded["acceptor"](config, **assembly.acceptor.kwargs)
-        self.dispatcher = loaded["dispatch"](config, **assembly.dispatch.kwargs)
+        self.dispatcher = loaded["dispatch"](config, registration=assembly.dispatch, **assembly.dispatch.kwargs)
+        self.concurrency = self._concurrency()
         self.protocol_factory = loaded["protocol"].for_server(self)
         self.listeners: list[Listener] = []
         self.worker_stats: list[WorkerStats] = []
         self.pid = os.getpid()
+
+    def _concurrency(self) -> Concurrency:
+        dispatcher = self.dispatcher
+        return Concurrency(multithread=bool(dispatcher.multithread), multiprocess=bool(dispatcher.multiprocess),
+                           event_loop=bool(dispatcher.uses_poller))
 
     # -- what dispatchers use ------------------------------------------------------------
     def new_poller(self) -> Any:

@@ -68,8 +68,8 @@ def main() -> None:
             elif command == "steal-spare":
                 # As if another thread of this process took the spare's slot the moment
                 # it was freed: white-box, to reach the channel's last resort (pausing).
-                os.close(channel._spare)
-                channel._spare = None
+                os.close(channel._spare.fd)
+                channel._spare.fd = None
                 hoard.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
                 reply("stolen")
             elif command == "stats":

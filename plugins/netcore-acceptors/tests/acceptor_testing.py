@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 import os
 import select
-import time
 
 from netcore.reactor.poller import Poller
+from netcore.testing.loops import run_until as _run_until
 
 
 class PollPoller(Poller):
@@ -86,16 +86,7 @@ def open_fds() -> set[int]:
     return fds
 
 
+
 def run_until(loop, predicate, timeout: float) -> bool:
     """Run ``loop`` until ``predicate()`` holds or ``timeout`` seconds pass; the last value."""
-    deadline = time.monotonic() + timeout
-
-    def check() -> None:
-        if predicate() or time.monotonic() >= deadline:
-            loop.stop()
-        else:
-            loop.call_later(0.01, check)
-
-    loop.call_soon(check)
-    loop.run_forever()
-    return predicate()
+    return _run_until(loop, predicate, timeout, check=False)

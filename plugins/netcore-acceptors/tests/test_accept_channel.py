@@ -11,7 +11,8 @@ import structlog
 from acceptor_testing import open_fds, run_once
 from netcore.reactor.poller import EVENT_READ, PollerLimitError
 from netcore.stats import WorkerStats
-from netcore_acceptors.channel import AcceptChannel, RateLimitedLog
+from netcore_acceptors.accept_errors import RateLimitedLog
+from netcore_acceptors.channel import AcceptChannel
 from netcore_acceptors.listeners import close_listeners, open_listeners
 
 

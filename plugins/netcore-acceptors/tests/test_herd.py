@@ -69,7 +69,7 @@ def test_shared_wakes_the_herd(poller):
 def test_cures_waste_nothing_and_share_the_work(acceptor, poller):
     result = _run(acceptor, poller)
     assert result["total"] == CONNECTIONS
-    # The target is 0.05; measured 0.000-0.005 on a quiet machine (see the
+    # The target is 0.05; measured 0.000-0.005 on a quiet machine (see the
     # README's table). mutex and reuseport cannot waste a wake-up by construction.
     # exclusive can: the kernel wakes a worker idle in epoll_wait but also puts the event
     # on the ready list of every *busy* worker it passes on the way, and when the CPUs are

@@ -14,7 +14,7 @@ from netcore.testing.clients import TIMEOUT, connect
 from netcore.testing.server_process import ServerProcess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-#: The schemes the issue names; prefork is parametrized and skipped only when not installed.
+#: The schemes the HTTP suites run under; prefork is parametrized and skipped only when not installed.
 SCHEMES = ("inline", "pool", "multi-reactor", "prefork")
 APP = "http_apps:app"
 

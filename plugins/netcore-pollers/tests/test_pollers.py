@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import select
+import socket
 
 import netcore.hookspecs
 import pluggy
@@ -13,6 +14,7 @@ from netcore.reactor.poller import EVENT_READ, Poller, PollerLimitError
 from netcore.registry import Registry
 from netcore.testing.poller_contract import PollerContract
 from netcore_pollers import plugin
+from netcore_pollers.poll_like import PollLikePoller
 from netcore_pollers.poll_poller import PollPoller
 from netcore_pollers.select_poller import SelectPoller
 
@@ -59,6 +61,73 @@ class TestEpollEdgeTriggered(PollerContract):
         from netcore_pollers.epoll_poller import EpollPoller
 
         return EpollPoller(edge_triggered=True)
+
+
+# -- one base, classes that differ by attributes ------------------------------------------
+@needs_epoll
+def test_edge_triggered_keyword_builds_the_edge_triggered_class():
+    """The plugin registers ``epoll-et`` as ``EpollPoller(edge_triggered=True)``: one class,
+    two registrations, while the mode itself is the subclass's attributes."""
+    from netcore_pollers.epoll_poller import EpollETPoller, EpollPoller
+
+    for poller, cls in (
+        (EpollPoller(), EpollPoller),
+        (EpollPoller(edge_triggered=False), EpollPoller),
+        (EpollPoller(edge_triggered=True), EpollETPoller),
+        (EpollETPoller(), EpollETPoller),
+        (EpollETPoller(edge_triggered=True), EpollETPoller),
+    ):
+        try:
+            assert type(poller) is cls
+            assert poller.edge_triggered is cls.edge_triggered
+        finally:
+            poller.close()
+    with pytest.raises(TypeError, match="EpollPoller"):
+        EpollETPoller(edge_triggered=False)
+
+
+def test_a_poller_whose_kernel_bits_differ_is_refused_at_import():
+    """Returning the kernel's list untouched is right only where its bits are netcore's."""
+    with pytest.raises(ImportError, match="event bits"):
+
+        class Translating(PollLikePoller):  # noqa: F841 - defining it is the test
+            name = "translating"
+            _kernel_factory = select.poll
+            _EVENT_READ = EVENT_READ << 1
+
+
+def test_poll_returns_the_kernels_own_list():
+    """The hot path: the list poll(2) built is the one the loop gets, not a copy."""
+    calls = []
+
+    class Recording:
+        def __init__(self):
+            self._poll = select.poll()
+
+        def register(self, fd, mask):
+            self._poll.register(fd, mask)
+
+        def unregister(self, fd):
+            self._poll.unregister(fd)
+
+        def poll(self, timeout):
+            calls.append(self._poll.poll(timeout))
+            return calls[-1]
+
+    class RecordingPoll(PollPoller):
+        _kernel_factory = Recording
+
+    poller = RecordingPoll()
+    a, b = socket.socketpair()
+    try:
+        poller.register(a.fileno(), EVENT_READ)
+        b.send(b"x")
+        events = poller.poll(5)
+        assert events is calls[0] and events == [(a.fileno(), EVENT_READ)]
+    finally:
+        a.close()
+        b.close()
+        poller.close()
 
 
 # -- the plugin ------------------------------------------------------------------------

@@ -2,29 +2,36 @@
 
 The loop-less counterpart of :class:`netcore.reactor.connection.Connection`, used by the
 blocking schemes (iterative, forking, threading, prefork-blocking, prethread-blocking).
-It gives protocols the same interface, so the same protocol code runs under every scheme.
+It gives protocols the same interface (:mod:`netcore.reactor.base`), so the same protocol
+code runs under every scheme. Deadlines become a receive timeout (``SO_RCVTIMEO``, which
+leaves sends blocking and untimed): the thread waiting in ``recv`` wakes when the
+deadline passes, runs the protocol's callback, and reads on.
 """
 
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 from typing import Any, Callable
 
 import structlog
 
+from netcore.reactor.base import LATER, ConnectionBase, ConnectionClosed
 from netcore.reactor.connection import PAUSED_BY_PROTOCOL, ConnectionOwner, peer_text
 
 log = structlog.get_logger("netcore.connection")
 
 _OPEN, _CLOSING, _LINGERING, _CLOSED = range(4)
+_NO_TIMEOUT = struct.pack("ll", 0, 0)
+_monotonic = time.monotonic
 
 #: Errors on one socket that mean "this peer is gone": close it, keep serving the rest.
 PEER_GONE = (ConnectionError, TimeoutError, OSError)
 
 
-class BlockingConnection:
+class BlockingConnection(ConnectionBase):
     """A blocking socket and its protocol, served from accept to close by one thread.
 
     The protocol sees the reactor ``Connection``'s interface (``submit``, ``write``,
@@ -42,9 +49,9 @@ class BlockingConnection:
     """
 
     __slots__ = (
-        "sock", "fd", "peer", "owner", "protocol", "bytes_received", "bytes_sent", "requests", "pending",
+        "sock", "fd",
         "_factory", "_recv_size", "_linger_timeout", "_state", "_eof", "_paused", "_stop", "_sockets_lock",
-        "__weakref__",
+        "_deadline_at", "_deadline_cb", "_rcvtimeo", "__weakref__",
     )
 
     #: There is no event loop: the serving thread itself waits in the kernel. Code that
@@ -70,15 +77,10 @@ class BlockingConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
         self.fd = sock.fileno()
-        self.peer = peer
-        self.owner = owner
-        self.protocol: Any = None
-        self.bytes_received = 0
-        self.bytes_sent = 0
-        #: Requests handed to :meth:`submit` (the ``requests`` statistic).
-        self.requests = 0
-        #: Requests whose reply is not yet written: 1 while a handler runs, else 0.
-        self.pending = 0
+        self._init_base(owner, peer)
+        self._deadline_at = 0.0
+        self._deadline_cb: Callable[[], Any] | None = None
+        self._rcvtimeo = False  # SO_RCVTIMEO is set on the socket
         self._factory = protocol_factory
         self._recv_size = recv_size
         self._linger_timeout = linger_timeout
@@ -97,7 +99,7 @@ class BlockingConnection:
     def serve(self) -> None:
         """Serve until the connection closes; the calling thread does nothing else meanwhile."""
         try:
-            self.protocol = self._factory(self)
+            self._adopt_protocol(self._factory(self))
             self.protocol.connection_made()
         except Exception as exc:
             self._protocol_failed(exc)
@@ -105,8 +107,13 @@ class BlockingConnection:
         recv = self.sock.recv
         size = self._recv_size
         while self._state == _OPEN:
+            if self._deadline_cb is not None or self._rcvtimeo:
+                if not self._arm_receive_timeout():
+                    continue  # the deadline passed and its callback ran: look again
             try:
                 data = recv(size)
+            except BlockingIOError:
+                continue  # the receive timeout: the deadline is looked at again above
             except PEER_GONE as exc:
                 self.abort(exc)
                 return
@@ -152,20 +159,93 @@ class BlockingConnection:
             self._finish_close(None)
 
     # -- what protocols call -------------------------------------------------------------
-    def submit(self, handler: Callable[[Any], Any], request: Any) -> None:
+    def submit(self, handler: Callable[[Any], Any], request: Any, count: int = 1) -> None:
         """Run ``handler(request)`` here, on the connection's own thread, and write its reply.
 
         In the blocking schemes the connection's thread *is* the worker: there is nowhere
         else to send the work, and nothing else for this thread to do while it runs.
         """
-        self.requests += 1
+        self.requests += count
+        if self._job_open or self._jobs:
+            self._queue_job(handler, request)
+            return
+        self._start_job(handler, request)
+
+    def _start_job(self, handler: Callable[[Any], Any], request: Any) -> None:
         self.pending += 1
         try:
             reply = handler(request)
-        finally:
+        except BaseException:
             self.pending -= 1
+            raise
+        if reply is LATER:
+            self._job_open = True
+            return
+        self.pending -= 1
         if reply:
             self.write(reply)
+        done = self._job_done
+        if done is not None and self._state != _CLOSED:
+            done()
+
+    def send(self, data: bytes | bytearray | memoryview) -> bool:
+        """Stream output: blocks until the kernel has taken it (the flow control is the
+        kernel's); always True, or :class:`ConnectionClosed` once the peer is gone."""
+        if self._state >= _LINGERING:
+            raise ConnectionClosed("the connection is closed")
+        self.write(data)
+        if self._state == _CLOSED:
+            raise ConnectionClosed("the peer is gone")
+        return True
+
+    def sendfile(self, fd: int, offset: int, count: int) -> int:
+        """``os.sendfile`` until ``count`` bytes are sent or the file ends (blocking)."""
+        if self._state >= _LINGERING:
+            return 0
+        return self._send_file(self.fd, fd, offset, count)
+
+    def count_error(self) -> None:
+        """Count a failure in the worker's statistics (the worker locks)."""
+        self.owner.count_error()
+
+    # -- deadlines ----------------------------------------------------------------------
+    def set_deadline(self, at: float, callback: Callable[[], Any]) -> None:
+        """``callback()`` runs on this thread once ``time.monotonic()`` passes ``at``.
+
+        Applied before the next ``recv`` as a receive timeout; a handler or a write in
+        progress is never interrupted by it.
+        """
+        self._deadline_at = at
+        self._deadline_cb = callback
+
+    def cancel_deadline(self) -> None:
+        self._deadline_cb = None
+
+    def _arm_receive_timeout(self) -> bool:
+        """Set SO_RCVTIMEO to what is left of the deadline; False if it passed (callback run).
+
+        Set before every ``recv`` while a deadline exists, because the timeout counts
+        from the start of each call: a client trickling a byte at a time would otherwise
+        restart it forever (slowloris).
+        """
+        callback = self._deadline_cb
+        if callback is None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
+            self._rcvtimeo = False
+            return True
+        remaining = self._deadline_at - _monotonic()
+        if remaining <= 0:
+            self._deadline_cb = None
+            try:
+                callback()
+            except Exception as exc:
+                self._protocol_failed(exc)
+            return False
+        seconds = int(remaining)
+        micros = int((remaining - seconds) * 1_000_000) or 1  # a zero timeval would mean "no timeout"
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, micros))
+        self._rcvtimeo = True
+        return True
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of ``data``, blocking until the kernel has taken it."""

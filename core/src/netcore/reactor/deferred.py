@@ -7,22 +7,29 @@ finishes first:
 * **Order.** Replies are written in the order the requests were submitted. Each
   request gets a sequence number; a reply that comes back early waits in a small dict
   until the ones before it are written. (HTTP/1.1 pipelining and RESP require this; a
-  pool with eight threads finishes out of order all the time.)
+  pool with eight threads finishes out of order all the time.) A ``serial`` protocol
+  has one submission in flight at a time, so it skips that bookkeeping entirely: the
+  rest wait in the connection's queue (:mod:`netcore.reactor.base`).
 * **Bounds.** A connection stops reading while it has ``max_pending`` requests in
   flight, and while the executor's queue is full. Memory is bounded by the socket
-  buffers, not by how fast a client can send.
+  buffers, not by how fast a client can send. A handler streaming output with
+  :meth:`DeferredConnection.send` waits while more than ``high_water`` bytes are queued
+  or on their way to the loop: a slow reader slows the producer, it does not fill memory.
 
-A reply travels back with ``loop.call_soon_threadsafe``; the loop coalesces the
-wake-ups, so a busy pool costs one eventfd write per loop iteration, not per reply.
+A reply travels back with ``loop.call_soon_threadsafe``, once per submission; the loop
+coalesces the wake-ups, so a busy pool costs one eventfd write per loop iteration, not
+per reply.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import structlog
 
-from netcore.reactor.connection import PAUSED_BY_DISPATCH, Connection
+from netcore.reactor.base import LATER, ConnectionClosed
+from netcore.reactor.connection import _CLOSED, _CLOSING, _LINGERING, PAUSED_BY_DISPATCH, Connection
 
 log = structlog.get_logger("netcore.connection")
 
@@ -49,7 +56,8 @@ class Executor:
 class DeferredConnection(Connection):
     """A :class:`Connection` whose :meth:`submit` hands the handler to an :class:`Executor`."""
 
-    __slots__ = ("executor", "max_pending", "_next_seq", "_next_reply", "_early", "_waiting_for_room")
+    __slots__ = ("executor", "max_pending", "_next_seq", "_next_reply", "_early", "_waiting_for_room",
+                 "_flow", "_in_transit", "_buffered")
 
     def __init__(self, *args: Any, executor: Executor, max_pending: int = 64, **kwargs: Any) -> None:
         self.executor = executor
@@ -58,10 +66,20 @@ class DeferredConnection(Connection):
         self._next_reply = 0
         self._early: dict[int, Any] = {}
         self._waiting_for_room = False
+        #: Created by the first send() from a handler thread (most connections never stream).
+        self._flow: threading.Condition | None = None
+        self._in_transit = 0
+        self._buffered = 0
         super().__init__(*args, **kwargs)
 
-    def submit(self, handler: Callable[[Any], Any], request: Any) -> None:
-        self.requests += 1
+    # -- submitting ------------------------------------------------------------------------
+    def submit(self, handler: Callable[[Any], Any], request: Any, count: int = 1) -> None:
+        self.requests += count
+        if self._serial:
+            if self._job_open or self._jobs:
+                self._queue_job(handler, request)
+                return
+            self._job_open = True
         self.pending += 1
         seq = self._next_seq
         self._next_seq = seq + 1
@@ -82,43 +100,192 @@ class DeferredConnection(Connection):
         elif self.pending >= self.max_pending:
             self.pause_reading(PAUSED_BY_DISPATCH)
 
+    def _start_job(self, handler: Callable[[Any], Any], request: Any) -> None:
+        """A serial protocol's next submission, taken from the queue (loop thread).
+
+        Goes through :meth:`submit` (counted already: ``count`` 0) with the rest of the
+        queue set aside for the call, so that it is dispatched rather than queued again.
+        """
+        jobs, self._jobs = self._jobs, None
+        try:
+            self.submit(handler, request, 0)
+        finally:
+            self._jobs = jobs
+
     def executor_has_room(self) -> None:
         """The executor's queue drained (loop thread): read again unless too much is in flight."""
         self._waiting_for_room = False
         if self.pending < self.max_pending:
             self.resume_reading(PAUSED_BY_DISPATCH)
 
+    # -- replies (loop thread) ---------------------------------------------------------------
     def _reply_ready(self, seq: int, reply: Any, exc: BaseException | None) -> None:
-        if self.closed:
+        if self._state == _CLOSED:
             return  # aborted (reset, error, fast stop) while the handler ran: drop it
         if exc is not None:
-            log.error("connection.handler_failed", fd=self.fd, exc_info=exc)
-            self.owner.count_error()
+            if not isinstance(exc, ConnectionClosed):
+                log.error("connection.handler_failed", fd=self.fd, exc_info=exc)
+                self.owner.count_error()
             self.abort(exc)
+            return
+        if self._serial:
+            # One submission in flight: it is the next reply, no reordering to do.
+            self._next_reply = seq + 1
+            if reply is LATER:
+                return  # job_finished() ends it
+            self._job_open = False
+            self.pending -= 1
+            if reply:
+                self.write(reply)
+            self._after_reply()
             return
         if seq != self._next_reply:
             self._early[seq] = reply  # finished before an earlier request: wait its turn
             return
+        if reply is LATER or self._early:
+            self._write_in_order(seq, reply)
+            return
+        # The common case, written out (once per request): the reply due, none behind it.
+        self._next_reply = seq + 1
+        self.pending -= 1
+        if reply:
+            self.write(reply)
+        done = self._job_done
+        if done is not None and self._state != _CLOSED:
+            done()
+        if self._paused & PAUSED_BY_DISPATCH and not self._waiting_for_room and self.pending < self.max_pending:
+            self.resume_reading(PAUSED_BY_DISPATCH)
+        if not self.pending and (self._eof or self._state == _CLOSING) and not self._out:
+            self._on_flushed()
+
+    def _write_in_order(self, seq: int, reply: Any) -> None:
+        """Write ``reply`` (the one due) and every early one that follows it."""
         write = self.write
         early = self._early
+        done = self._job_done
         while True:
+            if reply is LATER:
+                self._job_open = True  # the rest wait in _early until job_finished()
+                self._next_reply = seq
+                return
             if reply:
                 write(reply)
             seq += 1
             self.pending -= 1
+            if done is not None and self._state != _CLOSED:
+                done()
             if seq not in early:
                 break
             reply = early.pop(seq)
         self._next_reply = seq
-        if self.closed:
+        if self._state == _CLOSED:
             return
         if not self._waiting_for_room and self.pending < self.max_pending:
             self.resume_reading(PAUSED_BY_DISPATCH)
         if not self.pending:
             self._replies_done()
 
+    def _after_reply(self) -> None:
+        """A serial submission's reply is written: tell the protocol, start the next one."""
+        done = self._job_done
+        if done is not None and self._state != _CLOSED:
+            done()
+        if self._state == _CLOSED:
+            return
+        if self._jobs:
+            self._run_waiting()
+            if self._state == _CLOSED:
+                return
+        if not self._waiting_for_room and self.pending < self.max_pending:
+            self.resume_reading(PAUSED_BY_DISPATCH)
+        if not self.pending:
+            self._replies_done()
+
+    def job_finished(self, reply: Any = None) -> None:
+        """End a submission that returned LATER; from any thread (posted to the loop)."""
+        if not self.loop.in_loop_thread():
+            self.loop.call_soon_threadsafe(self.job_finished, reply)
+            return
+        if self._state == _CLOSED:
+            return
+        if not self._job_open:
+            raise RuntimeError("job_finished() without a submission that returned LATER")
+        self._job_open = False
+        if self._serial:
+            self.pending -= 1
+            if reply:
+                self.write(reply)
+            self._after_reply()
+            return
+        # Not serial: the LATER reply was the one due; go on with those that came back early.
+        self._write_in_order(self._next_reply, reply or None)
+
+    # -- streaming from a handler thread -----------------------------------------------------
+    def send(self, data: bytes | bytearray | memoryview) -> bool:
+        """Stream output from the handler's thread, waiting while too much is owed.
+
+        The bytes are posted to the loop, which writes them; this thread waits while more
+        than ``high_water`` bytes are queued in the connection or still on their way, and
+        goes on once the output is back at ``low_water``. Only a ``serial`` protocol may
+        stream: with two submissions in flight a stream could overtake an earlier reply.
+        Called on the loop thread itself, it behaves as :meth:`Connection.send`.
+        """
+        loop = self.loop
+        if loop.in_loop_thread():
+            return Connection.send(self, data)
+        if not self._serial:
+            raise RuntimeError("send() from a handler thread needs a serial protocol (serial = True)")
+        flow = self._flow
+        if flow is None:
+            flow = self._flow = threading.Condition(threading.Lock())
+        size = len(data)
+        high = self._high_water
+        with flow:
+            while self._in_transit + self._buffered > high and self._state < _LINGERING:
+                flow.wait(1.0)
+            if self._state >= _LINGERING:
+                raise ConnectionClosed("the connection is closed")
+            self._in_transit += size
+        loop.call_soon_threadsafe(self._write_sent, data, size)
+        return True
+
+    def _write_sent(self, data: Any, size: int) -> None:
+        if self._state < _LINGERING:
+            self.write(data)
+        flow = self._flow
+        with flow:
+            self._in_transit -= size
+            self._buffered = len(self._out)
+            flow.notify_all()
+
+    def sendfile(self, fd: int, offset: int, count: int) -> int:
+        """From a handler thread: 0 (the caller streams the file with :meth:`send`)."""
+        if not self.loop.in_loop_thread():
+            return 0
+        return Connection.sendfile(self, fd, offset, count)
+
+    def _notify_writing(self, paused: bool) -> None:
+        flow = self._flow
+        if flow is not None and not paused:
+            with flow:
+                self._buffered = len(self._out)
+                flow.notify_all()
+        super()._notify_writing(paused)
+
+    def count_error(self) -> None:
+        """Count a failure in the worker's statistics, from the handler's thread or the loop's."""
+        if self.loop.in_loop_thread():
+            self.owner.count_error()
+        else:
+            self.loop.call_soon_threadsafe(self.owner.count_error)
+
     def _finish_close(self, exc: BaseException | None) -> None:
-        was_closed = self.closed
+        was_closed = self._state == _CLOSED
         super()._finish_close(exc)
-        if not was_closed:
-            self.executor.connection_closed(self)
+        if was_closed:
+            return
+        flow = self._flow
+        if flow is not None:
+            with flow:
+                flow.notify_all()  # a handler waiting in send() learns the peer is gone
+        self.executor.connection_closed(self)

@@ -217,14 +217,19 @@ class EventLoop:
                             handler(mask)
                         except Exception:
                             self._handler_failed(fd, handler)
-                if heap:
+                if heap and heap[0][0] <= monotonic():
                     for handle in timers.pop_due(monotonic()):
                         if not handle.cancelled:  # an earlier callback may have cancelled it
                             self._run_callback(handle.callback, handle.args)
                 if ready:
+                    # Run here rather than through _run_callback: under a pool this is once
+                    # per reply, and a call per reply is measurable.
                     for _ in range(len(ready)):
                         callback, args = ready.popleft()
-                        self._run_callback(callback, args)
+                        try:
+                            callback(*args)
+                        except Exception:
+                            log.exception("loop.callback_failed", loop=self.name, callback=repr(callback))
         finally:
             self._running = False
 

@@ -2,7 +2,11 @@
 
 * :mod:`netcore_acceptors.addresses` — the ``--bind`` forms, parsed.
 * :mod:`netcore_acceptors.listeners` — opening, adopting (``fd://N``, systemd) and closing.
+* :mod:`netcore_acceptors.accept_errors` — the accept toolkit: accept(2)'s errors, the
+  spare descriptor, rate-limited warnings.
 * :mod:`netcore_acceptors.channel` — accepting on a loop: batches, the herd counters, EMFILE.
+* :mod:`netcore_acceptors.blocking_accept` — accepting in a blocking thread, for the
+  dispatchers that use no poller.
 * :mod:`netcore_acceptors.shared` — the ``shared`` acceptor built from those parts.
 
 Other acceptors (``mutex``, ``exclusive``, ``reuseport``) differ from ``shared`` only in

@@ -23,19 +23,32 @@ What it guarantees, and why each point is here rather than in every acceptor:
   raising closes that socket only. Warnings are rate-limited to one per second per kind,
   with a count of what was suppressed: a storm must not become a log storm, and the
   normal path logs nothing at all.
+
+The error table, the spare descriptor and the rate-limited log are the accept toolkit
+(:mod:`netcore_acceptors.accept_errors`), which the blocking schemes use as well.
 """
 
 from __future__ import annotations
 
-import errno
-import os
 import socket
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from netcore.acceptor import Listener, OnConnection
 from netcore.reactor.poller import EVENT_READ, PollerLimitError
+
+from netcore_acceptors.accept_errors import (
+    EMPTY,
+    NO_FDS,
+    NO_MEMORY,
+    PAUSE_SECONDS,
+    REFUSED,
+    RETRY,
+    TAKEN,
+    RateLimitedLog,
+    SpareDescriptor,
+    classify,
+)
 
 if TYPE_CHECKING:
     from netcore.reactor.loop import EventLoop
@@ -46,73 +59,9 @@ log = structlog.get_logger("netcore.acceptor")
 
 #: A level-triggered wake-up accepts at most this many connections.
 MAX_BATCH = 256
-#: How long a channel stops watching its listener when it cannot make progress
-#: (no spare descriptor, no kernel memory): long enough not to spin, short enough
-#: that nobody waits noticeably once the condition passes.
-PAUSE_SECONDS = 0.1
-#: At most one warning of each kind per this many seconds.
-LOG_INTERVAL = 1.0
 
-# accept(2), Linux: "already-pending network errors on the new socket" are returned by
-# accept; "the application should ... treat them like EAGAIN by retrying".
-_SKIP = frozenset(
-    getattr(errno, name)
-    for name in (
-        "ECONNABORTED",
-        "EPROTO",
-        "EPERM",
-        "ENETDOWN",
-        "ENOPROTOOPT",
-        "EHOSTDOWN",
-        "ENONET",
-        "EHOSTUNREACH",
-        "EOPNOTSUPP",
-        "ENETUNREACH",
-        "ECONNRESET",
-        "ETIMEDOUT",
-    )
-    if hasattr(errno, name)
-)
-_NO_FDS = frozenset((errno.EMFILE, errno.ENFILE))
-_NO_MEMORY = frozenset((errno.ENOBUFS, errno.ENOMEM))
-
-# What the EMFILE path achieved (see AcceptChannel._refuse_one).
-_REFUSED, _EMPTY, _STUCK = range(3)
-
-
-def _open_spare() -> int | None:
-    try:
-        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-
-
-class RateLimitedLog:
-    """Log an event at most once per ``interval`` per key, reporting how many were skipped."""
-
-    __slots__ = ("interval", "_last", "_suppressed")
-
-    def __init__(self, interval: float = LOG_INTERVAL) -> None:
-        self.interval = interval
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warning(self, key: str, **fields: Any) -> bool:
-        """Log ``key`` as a warning unless it was logged within the interval; True if logged.
-
-        ``exc_info=True`` among ``fields`` attaches the traceback being handled.
-        """
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return False
-        self._last[key] = now
-        suppressed = self._suppressed.pop(key, 0)
-        if suppressed:
-            fields["suppressed"] = suppressed
-        log.warning(key, **fields)
-        return True
+#: What the EMFILE path achieved beyond the spare's own outcomes (see AcceptChannel._refuse_one).
+_STUCK = "stuck"
 
 
 class AcceptChannel:
@@ -149,7 +98,7 @@ class AcceptChannel:
         self._accept = listener.sock.accept
         self._unix = listener.sock.family == socket.AF_UNIX
         self._unix_peer = listener.path or "unix"
-        self._spare = _open_spare()
+        self._spare = SpareDescriptor()
         self._paused = False
         self._held = False
         self._resume_timer: TimerHandle | None = None
@@ -157,7 +106,7 @@ class AcceptChannel:
         try:
             loop.register(self.fd, self.events, self.handle_read)
         except BaseException:
-            self._close_spare()
+            self._spare.close()
             raise
 
     # -- the event ---------------------------------------------------------------------
@@ -182,25 +131,23 @@ class AcceptChannel:
             except InterruptedError:  # pragma: no cover - PEP 475 retries inside accept()
                 continue
             except OSError as exc:
-                code = exc.errno
-                if code in _SKIP:  # that connection is gone; it counts toward the batch
+                kind = classify(exc)
+                if kind == RETRY:  # that connection is gone; it counts toward the batch
                     accepted += 1
                     continue
-                if code in _NO_FDS:
+                if kind == NO_FDS:
                     outcome = self._refuse_one(exc)
-                    if outcome == _REFUSED:
+                    if outcome == REFUSED:
                         accepted += 1
                         continue
-                    if outcome == _EMPTY and attempts == 1:
+                    if outcome == EMPTY and attempts == 1:
                         stats.accept_eagain += 1
                     return
-                if code in _NO_MEMORY:
-                    stats.errors += 1
-                    self._log.warning("accept.no_memory", address=self.listener.address, error=str(exc))
-                    self._pause()
-                    return
                 stats.errors += 1
-                self._log.warning("accept.failed", address=self.listener.address, error=str(exc))
+                if kind == NO_MEMORY:
+                    self._log.warning("accept.no_memory", address=self.listener.address, error=str(exc))
+                else:
+                    self._log.warning("accept.failed", address=self.listener.address, error=str(exc))
                 self._pause()
                 return
             accepted += 1
@@ -229,41 +176,32 @@ class AcceptChannel:
             if self.closed:  # on_connection stopped accepting (a connection limit, a stop)
                 return
 
-    def _refuse_one(self, exc: OSError) -> int:
+    def _refuse_one(self, exc: OSError) -> str:
         """Out of descriptors: accept one queued connection into the spare slot and close it.
 
         Linux checks for a free descriptor before it looks at the queue, so EMFILE does
         not mean a connection is waiting: the spare's accept tells. Returns
-        :data:`_REFUSED` (one connection closed; the batch may go on), :data:`_EMPTY`
-        (nothing was queued; the batch is over — going on would spin, EMFILE forever)
-        or :data:`_STUCK` (no descriptor even for the spare; the channel paused).
+        :data:`~netcore_acceptors.accept_errors.REFUSED` (one connection closed; the batch
+        may go on), :data:`~netcore_acceptors.accept_errors.EMPTY` (nothing was queued;
+        the batch is over -- going on would spin, EMFILE forever) or :data:`_STUCK` (no
+        descriptor for the spare, or its slot went to another thread; the channel paused).
+        A connection taken while a descriptor was free again is closed too: the batch goes
+        on, and its next ``accept()`` shows whether the shortage is over.
         """
-        if self._spare is None:
-            self._spare = _open_spare()
-        outcome = _STUCK
-        if self._spare is not None:
-            os.close(self._spare)
-            self._spare = None
-            try:
-                conn, _peer = self._accept()
-            except BlockingIOError:
-                outcome = _EMPTY
-            except OSError:
-                pass  # the slot went to another thread of this process
-            else:
-                conn.close()
-                outcome = _REFUSED
-            self._spare = _open_spare()
-            if self._spare is None:
-                outcome = _STUCK  # without a spare the next EMFILE could not be drained
-        if outcome == _EMPTY:
+        outcome, accepted = self._spare.take(self._accept)
+        if outcome == TAKEN:
+            accepted[0].close()
+            outcome = REFUSED
+        if self._spare.fd is None or outcome not in (REFUSED, EMPTY):
+            outcome = _STUCK  # without a spare the next EMFILE could not be drained
+        if outcome == EMPTY:
             return outcome
         self.stats.errors += 1
         self._log.warning(
             "accept.out_of_descriptors",
             address=self.listener.address,
             error=str(exc),
-            action="connection closed at once" if outcome == _REFUSED else "accepting paused",
+            action="connection closed at once" if outcome == REFUSED else "accepting paused",
             hint="raise the open-files limit (ulimit -n) or lower the load",
         )
         if outcome == _STUCK:
@@ -290,14 +228,13 @@ class AcceptChannel:
             self._paused = False  # stays unregistered: release() registers it
             return
         self._paused = False
-        if self._spare is None:
-            self._spare = _open_spare()
+        self._spare.reopen()
         try:
             self.loop.register(self.fd, self.events, self.handle_read)
         except (OSError, ValueError) as exc:
             # The listener was closed under us: nothing left to watch.
             self.closed = True
-            self._close_spare()
+            self._spare.close()
             log.warning("accept.resume_failed", address=self.listener.address, error=str(exc))
 
     def hold(self) -> None:
@@ -333,15 +270,7 @@ class AcceptChannel:
                 self.loop.unregister(self.fd)
             except (OSError, ValueError, KeyError):
                 pass  # the socket was closed first; the poller forgot it already
-        self._close_spare()
-
-    def _close_spare(self) -> None:
-        if self._spare is not None:
-            try:
-                os.close(self._spare)
-            except OSError:
-                pass
-            self._spare = None
+        self._spare.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "paused" if self._paused else "open"

@@ -11,8 +11,10 @@ differ only in how many threads there are and who accepts; this module holds the
 * :class:`~netcore.reactor.blocking_connection.BlockingConnection` (in core) -- one
   accepted socket driven by the thread that serves it, with the reactor
   ``Connection``'s interface so that the same protocol code runs unchanged.
-* :class:`Accepting` -- ``accept()`` for one thread, over one or several listeners, and
-  :class:`SpareDescriptor` for running out of file descriptors without spinning.
+* :class:`~netcore_acceptors.blocking_accept.Accepting` (in netcore-acceptors, beside the
+  reactor's accept channel, with which it shares the accept toolkit) -- ``accept()`` for
+  one thread, over one or several listeners, and a spare descriptor for running out of
+  file descriptors without spinning.
 * :class:`StopControl` -- stopping threads that are asleep in the kernel. A blocked
   ``accept``/``recv`` cannot be "told" anything; the only things that wake it are the
   kernel's: shutting the socket down. Python runs signal handlers in the main thread
@@ -25,7 +27,6 @@ differ only in how many threads there are and who accepts; this module holds the
 
 from __future__ import annotations
 
-import errno
 import os
 import select
 import signal
@@ -41,9 +42,9 @@ from netcore.reactor.connection import ConnectionOwner
 from netcore.reactor.threads import start_thread
 from netcore.server import STOP_SIGNALS
 from netcore.stats import WorkerStats
+from netcore_acceptors.blocking_accept import Accepting, SpareDescriptor, prepare_listeners
 
 if TYPE_CHECKING:
-    from netcore.acceptor import Listener
     from netcore.server import Server
 
 log = structlog.get_logger("netcore.dispatch")
@@ -51,21 +52,6 @@ log = structlog.get_logger("netcore.dispatch")
 #: After a forced stop, how long serve() still waits for threads stuck in a handler
 #: (a handler cannot be interrupted; its next write fails) before abandoning them.
 ABANDON_AFTER = 5.0
-#: How long an acceptor stops accepting when it cannot make progress (no spare fd, no memory).
-PAUSE_SECONDS = 0.1
-#: At most one warning of each kind per this many seconds (per accepting thread).
-LOG_INTERVAL = 1.0
-
-# accept(2), Linux: network errors already pending on the new socket are returned by
-# accept; "the application should ... treat them like EAGAIN by retrying".
-_SKIP = frozenset(
-    getattr(errno, name)
-    for name in ("ECONNABORTED", "EPROTO", "EPERM", "ENETDOWN", "ENOPROTOOPT", "EHOSTDOWN", "ENONET",
-                 "EHOSTUNREACH", "EOPNOTSUPP", "ENETUNREACH", "ECONNRESET", "ETIMEDOUT")
-    if hasattr(errno, name)
-)
-_NO_FDS = frozenset((errno.EMFILE, errno.ENFILE))
-_NO_MEMORY = frozenset((errno.ENOBUFS, errno.ENOMEM))
 
 
 # -- the worker ---------------------------------------------------------------------------
@@ -104,189 +90,6 @@ class BlockingWorker(ConnectionOwner):
 
     def __repr__(self) -> str:
         return f"<BlockingWorker {self.index} pid={self.pid}>"
-
-
-# -- accepting ----------------------------------------------------------------------------
-
-
-def prepare_listeners(listeners: list[Listener]) -> None:
-    """One listener: blocking, so ``accept()`` sleeps in the kernel. Several: non-blocking.
-
-    A thread can sleep in ``accept()`` on one socket only. With several listeners each
-    thread waits in ``poll()`` for any of them, then accepts without blocking: a thread
-    whose wake-up was taken by another must not go to sleep on one listener while
-    clients queue on the others (this is the herd, counted in ``accept_eagain``).
-    """
-    for listener in listeners:
-        if len(listeners) == 1:
-            listener.sock.settimeout(None)
-        else:
-            listener.sock.setblocking(False)
-
-
-class SpareDescriptor:
-    """muduo's spare descriptor, one per server, shared by its accepting threads.
-
-    Out of descriptors, a blocking ``accept()`` fails with EMFILE at once -- Linux
-    reserves the new descriptor before it looks for a connection -- so a thread that
-    simply retried would spin while the clients hang in the backlog. Instead a thread
-    closes the spare, accepts into the freed slot, closes that connection (the client is
-    refused rather than left hanging) and reopens the spare.
-
-    One spare for all threads, not one each: a ``prethread-blocking`` server with 1,000
-    threads must not keep 1,000 descriptors in reserve. While descriptors are short
-    (:attr:`exhausted`), every accept goes through :attr:`lock`: otherwise a thread
-    coming back from a client would call ``accept()`` just as the spare is closed,
-    reserve the freed slot for itself, and leave no descriptor with which to refuse the
-    next client. (Threads already asleep in ``accept()`` hold a reserved slot each; they
-    take clients and serve them.) The lock is an accept mutex that exists only while the
-    process is out of descriptors.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.fd = _open_spare()
-        self.exhausted = False
-
-    def close(self) -> None:
-        with self.lock:
-            if self.fd is not None:
-                os.close(self.fd)
-                self.fd = None
-
-
-class Accepting:
-    """Blocking ``accept()`` for one thread, over the server's listeners.
-
-    Counts ``accept_wakeups`` (each return of ``accept``, or each readable listener
-    ``poll`` reported), ``accept_eagain`` (a wake-up another thread had taken first; with
-    one listener Linux wakes a single sleeper, so this stays 0 -- the essay's point
-    about the herd) and ``connections_accepted``. Returns None once the server stops.
-    """
-
-    def __init__(self, listeners: list[Listener], worker: BlockingWorker, control: StopControl,
-                 spare: SpareDescriptor, *, tick: float | None = None) -> None:
-        #: Seconds after which a wait for a connection gives up to look at ``control``
-        #: again; None: wait until a connection or the stop's shutdown wakes us. A worker
-        #: process sharing its listeners with siblings must not shut them down to stop (that
-        #: would stop them all): it sets SO_RCVTIMEO on a lone listener (see
-        #: ``prefork_blocking``), and ``tick`` makes the EAGAIN it brings a tick, not a herd.
-        self.tick = tick
-        self.listeners = listeners
-        self.worker = worker
-        self.control = control
-        self.spare = spare
-        self._by_fd = {listener.fileno(): listener for listener in listeners}
-        self._poll = None
-        if len(listeners) > 1:
-            self._poll = select.poll()
-            for fd in self._by_fd:
-                self._poll.register(fd, select.POLLIN)
-        self._last_warning: dict[str, float] = {}
-
-    def accept(self) -> tuple[socket.socket, Any] | None:
-        control = self.control
-        while not control.stopping:
-            if self._poll is None:
-                got = self._accept_from(self.listeners[0])
-                if got is not None:
-                    return got
-                continue
-            for fd, _mask in self._poll.poll(None if self.tick is None else int(self.tick * 1000)):
-                if control.stopping:
-                    return None
-                got = self._accept_from(self._by_fd[fd])
-                if got is not None:
-                    return got
-        return None
-
-    def _accept_from(self, listener: Listener) -> tuple[socket.socket, Any] | None:
-        spare = self.spare
-        if spare.exhausted:
-            with spare.lock:
-                return self._accept_once(listener, guarded=True)
-        return self._accept_once(listener, guarded=False)
-
-    def _accept_once(self, listener: Listener, *, guarded: bool) -> tuple[socket.socket, Any] | None:
-        """One ``accept()``; ``guarded``: called holding the spare's lock."""
-        spare = self.spare
-        try:
-            sock, peer = listener.sock.accept()
-        except BlockingIOError:
-            if self.tick is None or self._poll is not None:
-                self.worker.count(accept_wakeups=1, accept_eagain=1)
-            return None  # else SO_RCVTIMEO expired: look at the stop flag, wait again
-        except OSError as exc:
-            if self.control.stopping:
-                return None  # the stop shut the listener down: EINVAL is our wake-up
-            self.worker.count(accept_wakeups=1)
-            if exc.errno in _NO_FDS:
-                if guarded:
-                    return self._refuse_one(listener, exc)
-                spare.exhausted = True
-                with spare.lock:
-                    return self._refuse_one(listener, exc)
-            return self._accept_failed(listener, exc)
-        self.worker.count(accept_wakeups=1, connections_accepted=1)
-        if guarded:  # a descriptor was free: the shortage may be over
-            if spare.fd is None:
-                spare.fd = _open_spare()
-            spare.exhausted = spare.fd is None
-        return sock, peer
-
-    def _accept_failed(self, listener: Listener, exc: OSError) -> tuple[socket.socket, Any] | None:
-        if exc.errno in _SKIP:
-            return None
-        if exc.errno in _NO_MEMORY:
-            self._warn("accept.no_memory", listener=listener.address, error=str(exc))
-            time.sleep(PAUSE_SECONDS)  # back off rather than spin; nothing else to wait for
-            return None
-        raise exc
-
-    def _refuse_one(self, listener: Listener, exc: OSError) -> tuple[socket.socket, Any] | None:
-        """Under the spare's lock: take one client into the spare's slot and close it."""
-        spare = self.spare
-        if spare.fd is None:
-            spare.fd = _open_spare()
-            if spare.fd is None:
-                # No slot at all (another part of the process took it): back off, holding
-                # the lock so that the other threads wait rather than spin.
-                self._warn("accept.no_fds", listener=listener.address, error=str(exc))
-                time.sleep(PAUSE_SECONDS)
-                return None
-        os.close(spare.fd)
-        spare.fd = None
-        try:
-            # Blocking (one listener): waits for the next client if none is queued.
-            sock, peer = listener.sock.accept()
-        except OSError:  # EAGAIN (several listeners), or the stop
-            spare.fd = _open_spare()
-            return None
-        spare.fd = _open_spare()
-        if spare.fd is not None:
-            # Descriptors were freed while we waited: serve this client after all.
-            spare.exhausted = False
-            self.worker.count(connections_accepted=1)
-            return sock, peer
-        sock.close()
-        spare.fd = _open_spare()
-        self.worker.count(errors=1)
-        self._warn("accept.refused", listener=listener.address, error=str(exc),
-                   reason="out of file descriptors: connection closed at once")
-        return None
-
-    def _warn(self, key: str, **fields: Any) -> None:
-        now = time.monotonic()
-        if now - self._last_warning.get(key, -LOG_INTERVAL) >= LOG_INTERVAL:
-            self._last_warning[key] = now
-            log.warning(key, worker=self.worker.index, **fields)
-
-
-def _open_spare() -> int | None:
-    try:
-        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
 
 
 # -- stopping -----------------------------------------------------------------------------
@@ -545,11 +348,11 @@ def serve_connection(server: Server, control: StopControl, worker: BlockingWorke
 
 
 class BlockingDispatcher(Dispatcher):
-    """Base of the blocking schemes: blocking sockets, no poller, the stop machinery."""
+    """Base of the blocking schemes: blocking sockets, no poller, the stop machinery.
 
-    #: The host's assembly skips the poller for dispatchers registered with
-    #: ``provides=("blocking",)``; this says the same to ``server.started``.
-    uses_poller = False
+    Registered with ``provides=("blocking",)``: the assembly then loads no poller and
+    ``uses_poller`` (from the registration) is False.
+    """
 
     def serve(self, server: Server) -> str:
         prepare_listeners(server.listeners)

@@ -40,6 +40,11 @@ class _Waiters:
     def __bool__(self) -> bool:
         return bool(self._waiting)  # a racy peek is fine: wake() re-checks under the lock
 
+    @property
+    def waiting(self) -> list:
+        """The list itself, for a per-job peek without a Python call (racy, as above)."""
+        return self._waiting
+
     def wake(self) -> None:
         with self._lock:
             waiting, self._waiting = self._waiting, []
@@ -75,7 +80,8 @@ class PoolExecutor(Executor):
             if job is None:
                 return
             job()
-            if waiters and qsize() <= low:
+            # waiters._waiting, not bool(waiters): __bool__ would be a Python call per job.
+            if waiters._waiting and qsize() <= low:
                 waiters.wake()
 
     def shutdown(self, wait: bool = True) -> None:

@@ -64,5 +64,4 @@ def use_executor(worker: ReactorWorker, executor: Executor, server) -> None:
 
 
 class InlineDispatcher(SingleReactorDispatcher):
-    name = "inline"
-    scheme = 5
+    """Scheme 5 itself: :class:`SingleReactorDispatcher` with no executor (schemes 6-8 add one)."""

@@ -14,8 +14,7 @@ from netcore_dispatch.blocking import BlockingDispatcher, BlockingWorker
 
 
 class IterativeDispatcher(BlockingDispatcher):
-    name = "iterative"
-    scheme = 0
+    """Scheme 0: the main thread accepts one client and serves it to its end."""
 
     def run(self, server, control) -> None:
         # The main thread accepts and serves; the only other thread is the stop thread,

@@ -33,8 +33,6 @@ log = structlog.get_logger("netcore.dispatch")
 class MultiReactorDispatcher(Dispatcher):
     """Scheme 9: an acceptor loop and ``--workers`` I/O loops, one loop per thread."""
 
-    name = "multi-reactor"
-    scheme = 9
     multithread = True
 
     def make_executor(self, server):
@@ -115,9 +113,6 @@ def adopt(worker, sock, peer) -> None:
 
 class MultiReactorPoolDispatcher(MultiReactorDispatcher):
     """Scheme 11: scheme 9 plus a pool of ``--threads`` handler threads (0: scheme 9)."""
-
-    name = "multi-reactor-pool"
-    scheme = 11
 
     def make_executor(self, server):
         config = server.config

@@ -29,8 +29,6 @@ FRESH_GRACE = 1.0
 
 
 class PreforkDispatcher(Dispatcher):
-    name = "prefork"
-    scheme = 10
     multiprocess = True
 
     def serve(self, server) -> str:

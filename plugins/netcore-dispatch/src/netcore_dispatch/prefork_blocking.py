@@ -30,15 +30,9 @@ import time
 import structlog
 from netcore.dispatch import Dispatcher
 from netcore.reactor.threads import start_thread
+from netcore_acceptors.blocking_accept import Accepting, SpareDescriptor, prepare_listeners
 
-from netcore_dispatch.blocking import (
-    Accepting,
-    BlockingWorker,
-    SpareDescriptor,
-    StopControl,
-    prepare_listeners,
-    serve_connection,
-)
+from netcore_dispatch.blocking import BlockingWorker, StopControl, serve_connection
 from netcore_dispatch.master import Master
 from netcore_dispatch.worker_link import log_master_gone
 
@@ -53,9 +47,6 @@ _NO_TIMEOUT = struct.pack("ll", 0, 0)
 
 
 class PreforkBlockingDispatcher(Dispatcher):
-    name = "prefork-blocking"
-    scheme = 3
-    uses_poller = False
     multiprocess = True
 
     def serve(self, server) -> str:

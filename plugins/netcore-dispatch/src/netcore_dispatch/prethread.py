@@ -23,8 +23,6 @@ log = structlog.get_logger("netcore.dispatch")
 
 
 class PrethreadBlockingDispatcher(BlockingDispatcher):
-    name = "prethread-blocking"
-    scheme = 4
     multithread = True
 
     def run(self, server, control) -> None:

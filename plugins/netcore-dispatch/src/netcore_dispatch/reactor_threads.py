@@ -15,8 +15,6 @@ from netcore_dispatch.inline import SingleReactorDispatcher
 class ThreadPerTaskDispatcher(SingleReactorDispatcher):
     """Scheme 6: every request's handler runs in a thread started for it."""
 
-    name = "thread"
-    scheme = 6
     multithread = True
 
     def make_executor(self, server):
@@ -27,8 +25,6 @@ class ThreadPerTaskDispatcher(SingleReactorDispatcher):
 class ThreadPerConnectionDispatcher(SingleReactorDispatcher):
     """Scheme 7: each connection's handlers run in that connection's own thread."""
 
-    name = "thread-per-connection"
-    scheme = 7
     multithread = True
 
     def make_executor(self, server):
@@ -38,8 +34,6 @@ class ThreadPerConnectionDispatcher(SingleReactorDispatcher):
 class PoolDispatcher(SingleReactorDispatcher):
     """Scheme 8: handlers run in a fixed pool of ``--threads`` threads."""
 
-    name = "pool"
-    scheme = 8
     multithread = True
 
     def make_executor(self, server):

@@ -25,8 +25,6 @@ log = structlog.get_logger("netcore.dispatch")
 
 
 class ThreadingDispatcher(BlockingDispatcher):
-    name = "threading"
-    scheme = 2
     multithread = True
 
     def prepare(self, server, control) -> None:

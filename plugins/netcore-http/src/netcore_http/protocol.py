@@ -9,42 +9,57 @@ accepts and HTTP/1.1 servers must still refuse (a missing or repeated Host, a
 Transfer-Encoding other than one ``chunked``, versions other than 1.0/1.1) and every
 size limit are checked here, in the parser callbacks.
 
-How a connection runs:
+How a connection runs, on nothing but the connection contract (``netcore.reactor.base``):
 
-* ``data_received`` feeds the parser; each complete request is queued. When no batch is
-  being handled, every queued request becomes ONE batch, handed to
-  ``connection.submit(self._handle, batch)``: all requests found in one read are
-  answered with one ``send`` (the pipelining fast path) and, whatever thread the
-  dispatcher runs the batch on, a connection has at most one batch in flight, so
-  responses -- streamed ones included -- go out in request order.
-* Where the batch ran decides how its output travels. On the I/O thread (``inline``,
-  the reactor of ``prefork``, and the blocking schemes, where the serving thread is the
-  I/O thread) it is returned to ``submit`` or written directly; a streamed body stops
-  when output passes the high-water mark and resumes on ``resume_writing``. On another
-  thread (``pool``, ``thread``, ...) output is posted to the loop with
-  ``call_soon_threadsafe`` and the handler thread waits while more than the high-water
-  mark is queued or in transit.
+* ``data_received`` feeds the parser; every request completed by one read becomes ONE
+  batch, handed to ``connection.submit(self._handle, batch, len(batch))``: all requests
+  found in one read are answered with one ``send`` (the pipelining fast path).
+* The protocol is ``serial``: a connection has one batch in flight, so responses --
+  streamed ones included -- go out in request order, whatever thread the dispatcher runs
+  the batch on; batches that arrive meanwhile wait in the connection.
+* ``job_done`` runs on the I/O thread after each batch's response is handed to the
+  connection: it closes after a final response, writes a ``100 Continue`` that waited
+  for earlier responses, and moves the keep-alive deadline.
+* A streamed body goes through ``connection.send``: on a handler thread it waits while
+  the client is slow; on the I/O thread (inline) it reports that output passed the
+  high-water mark, the batch returns ``LATER`` and ``resume_writing`` produces the rest.
 * Request bodies are read in full (bounded by ``max_body_size``) before the app runs:
   the app may then run on the I/O thread without ever waiting for the network, and a
   body the app does not read can never be taken for the next request.
-* One lazily re-armed timer per connection enforces the keep-alive idle timeout, the
-  absolute header deadline and the body progress timeout: the steady state of a busy
-  keep-alive connection touches no timer at all. Under the blocking schemes (no loop)
-  the same deadlines become socket timeouts.
+* One connection deadline (``connection.set_deadline``) enforces the keep-alive idle
+  timeout, the absolute header deadline and the body progress timeout. The deadline is
+  computed from the phase when it fires, so a busy keep-alive connection touches no
+  timer at all: the reactor maps it to a lazily re-armed timer, the blocking schemes to
+  a receive timeout.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import httptools
 import structlog
 from netcore.errors import SettingError
-from netcore.protocol import Protocol
+from netcore.protocol import LATER, ConnectionClosed, Protocol
 
 from netcore_http.hello import HelloTable
+from netcore_http.output import ResponseOutput
+from netcore_http.request import (
+    BODY,
+    CLOSE,
+    CLOSE_MODE,
+    DONE,
+    GONE,
+    HEAD,
+    IDLE,
+    KEEP_ALIVE_10,
+    KEEP_ALIVE_11,
+    MODE,
+    SUSPENDED,
+    Limits,
+    refused,
+)
 from netcore_http.responses import CONTINUE, error_response
 
 if TYPE_CHECKING:
@@ -52,68 +67,23 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("netcore.http")
 
-#: What handling a request left to do: keep the connection, close it
-#: after this response, wait for the output to drain (a suspended stream), or nothing
-#: at all because the client is gone.
-DONE, CLOSE, SUSPENDED, GONE = range(4)
-#: Parser phases: between requests, inside a request head, inside a body.
-IDLE, HEAD, BODY = range(3)
-#: Streamed output is sent in pieces of about this size.
-STREAM_FLUSH = 64 * 1024
-#: Requests queued behind a busy batch before the connection stops reading.
-MAX_QUEUED = 64
 #: The header names that frame a request or speak about its connection, in their usual
 #: spelling and in lower case, and their lengths (compared first: cheaper than lower()).
 _FRAMING_NAMES = frozenset((b"Expect", b"Connection", b"Content-Length", b"Transfer-Encoding", b"expect",
                             b"connection", b"content-length", b"transfer-encoding"))
 _FRAMING_LENGTHS = frozenset(len(name) for name in _FRAMING_NAMES)
-#: Connection modes (which Connection header a response carries).
-KEEP_ALIVE_11, CLOSE_MODE, KEEP_ALIVE_10 = range(3)
 
-_get_ident = threading.get_ident
 _monotonic = time.monotonic
-
-
-class ClientGone(Exception):
-    """The connection closed while a response was being produced."""
 
 
 class _Reject(Exception):
     """Raised in a parser callback: the request is refused with ``protocol._reject_status``."""
 
 
-#: A parsed request is a plain tuple -- building one costs a fraction of an object's
-#: ``__init__`` call, and this happens for every request:
-#: ``(method, url, version, headers, body, mode, error)``, ``error`` None or, for a
-#: refused request, ``(status, message)``.
-METHOD, URL, VERSION, HEADERS, BODY, MODE, ERROR = range(7)
-
-
-def _refused(status: int, message: str) -> tuple:
-    return (b"", b"", "1.1", [], b"", CLOSE_MODE, (status, message))
-
-
-class Limits:
-    """The settings the protocol reads, resolved once at start."""
-
-    def __init__(self, config: Any) -> None:
-        get = config.get
-        self.max_request_line = get("max_request_line", 8190)
-        self.max_header_count = get("max_header_count", 100)
-        self.max_header_field = get("max_header_field", 8190)
-        self.max_header_bytes = get("max_header_bytes", 65536)
-        self.max_body_size = get("max_body_size", 10 << 20)
-        self.header_timeout = get("header_timeout", 10.0)
-        self.body_timeout = get("body_timeout", 30.0)
-        self.keepalive_timeout = get("keepalive_timeout", 5.0)
-        self.access_log = get("access_log", False)
-        # A head can never honestly be longer than this; bytes beyond it are refused
-        # even before the parser reports a complete field (bounds its buffering).
-        self.max_raw_head = self.max_request_line + self.max_header_bytes + 4096
-
-
 class HttpProtocol(Protocol):
     """One HTTP/1.1 connection. See the module docstring for the shape."""
+
+    serial = True
 
     #: Set on the per-server subclass made by :meth:`for_server`.
     limits: Limits
@@ -134,8 +104,9 @@ class HttpProtocol(Protocol):
                 app = load_app(app_spec)
             except (ImportError, AttributeError, ValueError, TypeError) as exc:
                 raise SettingError("app", app_spec, f"module:callable or module:factory() ({exc})") from None
-            host = WsgiHost(app, limits, multithread=bool(server.dispatcher.multithread),
-                            multiprocess=bool(server.dispatcher.multiprocess))
+            concurrency = server.concurrency
+            host = WsgiHost(app, limits, multithread=concurrency.multithread,
+                            multiprocess=concurrency.multiprocess)
             attributes["wsgi"] = host
         else:
             attributes["_handle"] = _hello_handler(limits)
@@ -155,41 +126,32 @@ class HttpProtocol(Protocol):
     _request: tuple = ()
     _raw_head = 0
     _body_size = 0
-    _out_size = 0
     _rest: list | None = None
-    _stream: Any = None
-    _flow: threading.Condition | None = None
-    _in_transit = 0
-    _buffered = 0
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
-        self._loop = connection.loop
-        self._io_ident = _get_ident()
         self._parser = httptools.HttpRequestParser(self)
-        self._queue: list[tuple] = []
-        self._busy = False
+        #: Requests completed by the read being parsed (submitted as one batch after it).
+        self._batch: list[tuple] = []
+        #: Batches submitted whose job_done has not run yet.
+        self._outstanding = 0
         self._broken = False
         self._stopping = False
         self._gone = False
-        self._reading_paused = False
         self._continue_owed = False
-        # True while the next finished batch needs more than the common ending (reading
-        # paused, a 100 Continue owed, a stop requested, or the first batch, which
-        # swaps the header deadline for the keep-alive one): one test on the fast path.
+        # True while the next finished batch needs more than the common ending (a 100
+        # Continue owed, a stop requested, or the first batch, which swaps the header
+        # deadline for the keep-alive one): one test on the fast path.
         self._special = True
         self._phase = IDLE
         self._now = now = _monotonic()
         self._headers: list = []
         self._body: list | None = None  # None: the request being parsed has no body (the common case)
-        self._out: list = []
+        #: What the last batch left to do (written by the handler, read by job_done).
         self._state = DONE
-        self._threaded = False
-        self._environ_base: dict | None = None
-        self._timer: Any = None
-        self._timer_when = 0.0
-        self._sock_timeout: float | None = None
-        self._handler = self._handle  # bound once: submit() gets it per request
+        self._output = ResponseOutput(connection)
+        self._armed = False  # a connection deadline is set
+        self._handler = self._handle  # bound once: submit() gets it per batch
         self._respond = self.wsgi.respond if self.wsgi is not None else None
         # The limits read per request, as instance attributes: in Python 3.11 reading a
         # class attribute through an instance is not specialised, and this is per request.
@@ -217,8 +179,8 @@ class HttpProtocol(Protocol):
         except httptools.HttpParserUpgrade:
             # The request is complete and queued; we speak no other protocol, so answer it
             # and close (what follows the head is not HTTP/1.1 any more).
-            if self._queue:
-                self._queue[-1] = self._queue[-1][:MODE] + (CLOSE_MODE, None)
+            if self._batch:
+                self._batch[-1] = self._batch[-1][:MODE] + (CLOSE_MODE, None)
             self._broken = True
         except httptools.HttpParserError as exc:
             status = self._reject_status or 400
@@ -226,31 +188,14 @@ class HttpProtocol(Protocol):
         else:
             if self._phase == HEAD:
                 self._partial_head(len(data))
-        batch = self._queue
+        batch = self._batch
         if batch:
-            if self._busy:
-                if len(batch) >= MAX_QUEUED and not self._reading_paused:
-                    self._reading_paused = True
-                    self._special = True
-                    self.connection.pause_reading()
-                return  # the batch in flight re-arms the timer when it ends
-            state = self._submit(batch)
-            if state == DONE and not self._special:
-                self._busy = False
-                self._idle_since = self._now
-                # The keep-alive deadline only moves later and an armed timer that fires
-                # early re-arms itself: no timer operation unless a request is partial.
-                if self._phase or self._timer is None:
-                    self._schedule()
-                return
-            if state < 0:
-                return  # runs on another thread; _deliver continues
-            self._after_batch(state)
-            self._dispatch()
-            if self._busy:
-                return
-        if self._phase != IDLE or self._timer is None or self._timer_when > self._idle_since + self._idle_timeout:
-            self._schedule()
+            self._batch = []
+            self._outstanding += 1
+            self.connection.submit(self._handler, batch, len(batch))
+            # Under the inline and blocking schemes job_done has run by now.
+        if self._phase != IDLE and not self._outstanding:
+            self._schedule()  # a request is partial: its header or body deadline
 
     def _partial_head(self, size: int) -> None:
         """The read ended inside a request head: bound what the parser may be buffering.
@@ -275,57 +220,35 @@ class HttpProtocol(Protocol):
         """Graceful stop: idle keep-alive connections close now, busy ones after their response."""
         self._stopping = True
         self._special = True
-        if not self._busy and not self._queue and self._phase == IDLE:
+        if not self._outstanding and not self._batch and self._phase == IDLE:
             self.connection.close()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._gone = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        flow = self._flow
-        if flow is not None:
-            with flow:
-                flow.notify_all()
-        call, self._stream = self._stream, None
+        self.connection.cancel_deadline()
+        output = self._output
+        call, output.suspended = output.suspended, None
         if call is not None:
             call.close_app()
 
-    def pause_writing(self) -> None:
-        """Nothing to do: a producer checks ``connection.writing_paused`` after each write."""
-
     def resume_writing(self) -> None:
-        flow = self._flow
-        if flow is not None:
-            with flow:
-                self._buffered = self.connection.output_size
-                flow.notify_all()
-        call = self._stream
+        """Output drained: a stream suspended on the I/O thread produces more."""
+        output = self._output
+        call = output.suspended
         if call is None:
             return
-        # A stream suspended on the I/O thread: produce more now that the peer read some.
-        self._stream = None
-        self._threaded = False
+        output.suspended = None
         self._now = _monotonic()
-        self._out = []
-        self._out_size = 0
-        from netcore_http.wsgi import pump
-
-        state = pump(self, call)
+        state = self.wsgi.pump(output, call)
         if state == SUSPENDED:
-            self._stream = call
             return
         rest, self._rest = self._rest, None
         if state == DONE and rest:
             state = self._run(rest)
             if state == SUSPENDED:
                 return
-        data = b"".join(self._out)
-        self._out = []
-        if data:
-            self.connection.write(data)
-        self._after_batch(state)
-        self._dispatch()
+        self._state = state
+        self.connection.job_finished(output.take())
 
     # -- parser callbacks (I/O thread, inside feed_data) ---------------------------------
     # A request begins with its target (llhttp knows every method, so the method itself
@@ -431,7 +354,7 @@ class HttpProtocol(Protocol):
             self._phase = BODY
             self._body_since = self._now
             if expect and version == "1.1":
-                if self._busy or self._queue:
+                if self._outstanding or self._batch:
                     self._continue_owed = True  # after the responses still owed, in order
                     self._special = True
                 else:
@@ -461,12 +384,12 @@ class HttpProtocol(Protocol):
     def on_message_complete(self) -> None:
         body = self._body
         if body is None:
-            self._queue.append(self._request)
+            self._batch.append(self._request)
         else:
             self._body = None
             self._continue_owed = False
             method, url, version, headers, _, mode, _ = self._request
-            self._queue.append((method, url, version, headers, body[0] if len(body) == 1 else b"".join(body),
+            self._batch.append((method, url, version, headers, body[0] if len(body) == 1 else b"".join(body),
                                 mode, None))
         self._phase = IDLE
 
@@ -477,166 +400,79 @@ class HttpProtocol(Protocol):
 
     def _refuse(self, status: int, reason: str) -> None:
         """Queue an error response (after the responses still owed) and stop parsing."""
-        self._queue.append(_refused(status, reason))
+        self._batch.append(refused(status, reason))
         self._broken = True
         self._phase = IDLE
 
     # -- batches -------------------------------------------------------------------------
-    def _dispatch(self) -> None:
-        """Hand every queued request to the dispatcher as one batch (I/O thread)."""
-        while self._queue and not self._busy:
-            state = self._submit(self._queue)
-            if state < 0:
-                return  # runs on another thread; _deliver continues
-            self._after_batch(state)
-
-    def _submit(self, batch: list) -> int:
-        """Hand ``batch`` (the whole queue) to the dispatcher; returns the state it left.
-
-        -1 means the handler runs on another thread and ``_deliver`` finishes the batch.
-        """
-        self._queue = []
-        self._busy = True
-        self._state = -1
-        connection = self.connection
-        if self._sock_timeout is not None:
-            connection.sock.settimeout(None)  # blocking scheme: writes must not time out
-            self._sock_timeout = None
-        connection.submit(self._handler, batch)
-        if len(batch) > 1:
-            connection.requests += len(batch) - 1
-        return self._state
-
     def _handle(self, batch: list[tuple]) -> bytes | None:
         """The handler ``submit`` runs: answer a batch, on whatever thread it is given."""
-        threaded = self._loop is not None and _get_ident() != self._io_ident
-        self._threaded = threaded
-        self._out = []
-        self._out_size = 0
+        output = self._output
         try:
-            state = self._run(batch)
-        except ClientGone:
+            if len(batch) == 1:  # one request per read: the common case, one call less
+                state = self._respond(output, batch[0])
+                if state == SUSPENDED:
+                    self._rest = []
+            else:
+                state = self._run(batch)
+        except ConnectionClosed:
             state = GONE
-        out = self._out
-        data = out[0] if len(out) == 1 else b"".join(out)
-        self._out = []
-        if threaded:
-            self._loop.call_soon_threadsafe(self._deliver, data, state)
-            return None
+        if state == SUSPENDED:
+            return LATER  # resume_writing finishes the batch
         self._state = state
-        return data
+        # output.take(), written out: once per batch.
+        parts = output.parts
+        if not parts:
+            return None
+        output.parts = []
+        output.size = 0
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _run(self, batch: list[tuple]) -> int:
         respond = self._respond
+        output = self._output
         if len(batch) == 1:
-            state = respond(self, batch[0])
+            state = respond(output, batch[0])
             if state == SUSPENDED:
                 self._rest = []
             return state
         for index, request in enumerate(batch):
-            state = respond(self, request)
+            state = respond(output, request)
             if state:
                 if state == SUSPENDED:
                     self._rest = batch[index + 1:]
                 return state
         return DONE
 
-    def _deliver(self, data: bytes, state: int) -> None:
-        """A batch finished on a handler thread (I/O thread)."""
-        connection = self.connection
-        if connection.closed:
+    def job_done(self) -> None:
+        """A batch's response is with the connection (I/O thread): what it leaves to do."""
+        self._outstanding = outstanding = self._outstanding - 1
+        if self._state == DONE and not self._special:
+            # The common ending: the keep-alive deadline only moves later and a deadline
+            # that fires early is re-computed: no timer operation unless a request is partial.
+            if not outstanding:
+                self._idle_since = _monotonic()
+                if self._phase or not self._armed:
+                    self._schedule()
             return
-        if data:
-            connection.write(data)
-        self._now = now = _monotonic()
-        if state == DONE and not self._special and not self._queue:
-            # The common ending, as in data_received.
-            self._busy = False
-            self._idle_since = now
-            if self._phase or self._timer is None:
-                self._schedule()
-            return
-        self._after_batch(state)
-        self._dispatch()
-        if not self._busy:
-            self._schedule()
-
-    def _after_batch(self, state: int) -> None:
-        if state == SUSPENDED:
-            return  # resume_writing continues the stream
-        self._busy = False
         connection = self.connection
-        if state != DONE or self._stopping:
-            self._queue.clear()
+        if self._state != DONE or self._stopping:
+            # A final response: nothing read after it is answered (it may wait in the
+            # connection already, under a pool).
+            self._batch.clear()
             self._broken = True
+            connection.discard_waiting()
             connection.close()
             return
-        if self._reading_paused:
-            self._reading_paused = False
-            connection.resume_reading()
+        if outstanding:
+            return
         if self._continue_owed:
             self._continue_owed = False
             connection.write(CONTINUE)
-        self._idle_since = self._now
+        self._idle_since = _monotonic()
         self._idle_timeout = self.keepalive_timeout
         self._special = False
-
-    # -- output of a batch (any thread) ---------------------------------------------------
-    def emit(self, data: bytes) -> bool:
-        """Add response bytes; False when a stream on the I/O thread must stop for now."""
-        self._out.append(data)
-        self._out_size += len(data)
-        if self._out_size < STREAM_FLUSH:
-            return True
-        return self.flush()
-
-    def flush(self) -> bool:
-        out = self._out
-        data = b"".join(out)
-        out.clear()
-        self._out_size = 0
-        if self._threaded:
-            self._post(data)
-            return True
-        connection = self.connection
-        connection.write(data)
-        if self._gone or connection.closed:
-            raise ClientGone
-        return self._loop is None or not connection.writing_paused
-
-    def _post(self, data: bytes) -> None:
-        """From a handler thread: queue ``data`` for the loop, waiting while too much is owed."""
-        flow = self._flow
-        if flow is None:
-            flow = self._flow = threading.Condition(threading.Lock())
-        high = self.connection._high_water
-        with flow:
-            while self._in_transit + self._buffered > high and not self._gone:
-                flow.wait(1.0)
-            if self._gone:
-                raise ClientGone
-            self._in_transit += len(data)
-        self._loop.call_soon_threadsafe(self._write_posted, data)
-
-    def _write_posted(self, data: bytes) -> None:
-        connection = self.connection
-        connection.write(data)
-        with self._flow:
-            self._in_transit -= len(data)
-            self._buffered = connection.output_size
-            self._flow.notify_all()
-
-    def count_error(self) -> None:
-        """Count an app failure in the worker's statistics (from any thread)."""
-        if self._threaded:
-            self._loop.call_soon_threadsafe(self._count_error)
-        else:
-            self._count_error()
-
-    def _count_error(self) -> None:
-        owner = getattr(self.connection, "owner", None)
-        if owner is not None:
-            owner.count_error()
+        self._schedule()
 
     # -- deadlines (I/O thread) -----------------------------------------------------------
     def _deadline(self) -> float:
@@ -650,30 +486,15 @@ class HttpProtocol(Protocol):
     def _schedule(self) -> None:
         if self._broken or self._gone:
             return
-        deadline = self._deadline()
-        loop = self._loop
-        if loop is None:
-            # Blocking scheme: the serving thread waits in recv(); let the kernel time it out.
-            timeout = max(0.001, deadline - _monotonic())
-            if self._sock_timeout != timeout:
-                self.connection.sock.settimeout(timeout)
-                self._sock_timeout = timeout
-            return
-        timer = self._timer
-        if timer is not None:
-            if self._timer_when <= deadline:
-                return  # fires early and re-arms: no heap operation per request
-            timer.cancel()
-        self._timer_when = deadline
-        self._timer = loop.call_at(deadline, self._on_timer)
+        self._armed = True
+        self.connection.set_deadline(self._deadline(), self._on_deadline)
 
-    def _on_timer(self) -> None:
-        self._timer = None
+    def _on_deadline(self) -> None:
+        self._armed = False
         connection = self.connection
-        if connection.closed or self._busy or self._queue or self._broken:
+        if connection.closed or self._outstanding or self._broken:
             return  # a busy connection is re-armed when its batch finishes
-        deadline = self._deadline()
-        if deadline > _monotonic():
+        if self._deadline() > _monotonic():
             self._schedule()
             return
         if self._phase == IDLE:
@@ -694,8 +515,9 @@ def _hello_handler(limits: Limits) -> Callable[[HttpProtocol, list], bytes | Non
     access_log = limits.access_log
 
     def handle(protocol: HttpProtocol, batch: list[tuple]) -> bytes | None:
-        threaded = protocol._loop is not None and _get_ident() != protocol._io_ident
-        now = _monotonic() if threaded else protocol._now
+        # The clock reading of the read that completed the batch: under a pool it is
+        # older by the hand-off, far less than the Date header's one-second resolution.
+        now = protocol._now
         table = cache.table if now < cache.until else cache.current(now)
         if len(batch) == 1 and not access_log:
             # One request per read (keep-alive without pipelining): the common case.
@@ -725,9 +547,6 @@ def _hello_handler(limits: Limits) -> Callable[[HttpProtocol, list], bytes | Non
                     state = CLOSE
                     break
             data = out[0] if len(out) == 1 else b"".join(out)
-        if threaded:
-            protocol._loop.call_soon_threadsafe(protocol._deliver, data, state)
-            return None
         protocol._state = state
         return data
 

@@ -1,9 +1,9 @@
 """Hosting a WSGI application (PEP 3333) on the http protocol.
 
 :class:`WsgiHost` turns one parsed request into an environ, calls the app and produces
-the response through the protocol's ``emit``/``flush``, which know whether the call runs
-on the I/O thread or on a handler thread (see ``protocol.py``). What PEP 3333 asks of a
-server and where it is done here:
+the response into a :class:`~netcore_http.output.ResponseOutput`, the one object it talks
+to: it neither knows nor asks which thread it runs on (see ``output.py``). What PEP 3333
+asks of a server and where it is done here:
 
 * headers are sent with the first non-empty body string (or at the end), so an app may
   still call ``start_response`` again with ``exc_info`` until then;
@@ -24,14 +24,16 @@ import io
 import os
 import stat
 import threading
+import time
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 import httptools
 import structlog
+from netcore.reactor.connection import peer_text
 
-from netcore_http.protocol import (
+from netcore_http.request import (
     CLOSE,
     CLOSE_MODE,
     DONE,
@@ -41,14 +43,16 @@ from netcore_http.protocol import (
     STREAM_FLUSH,
     SUSPENDED,
     ClientGone,
-    _monotonic,
+    Limits,
 )
 from netcore_http.responses import DATE, SERVER, error_response
 
 if TYPE_CHECKING:
-    from netcore_http.protocol import HttpProtocol, Limits
+    from netcore_http.output import ResponseOutput
 
 log = structlog.get_logger("netcore.http")
+
+_monotonic = time.monotonic
 
 #: Hop-by-hop fields an app must not set (PEP 3333); Connection is honoured, not sent.
 HOP_BY_HOP = frozenset(("keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -202,8 +206,8 @@ class Call:
     closed = False
     sent = 0
 
-    def __init__(self, protocol: HttpProtocol, request: tuple) -> None:
-        self.protocol = protocol
+    def __init__(self, output: ResponseOutput, request: tuple) -> None:
+        self.output = output
         self.request = request
         self.status: str | None = None
         self.headers_sent = False
@@ -244,7 +248,7 @@ class Call:
             raise AssertionError("write() before start_response()")
         piece = self.frame(data)
         if piece:
-            self.protocol.emit(piece)  # on the I/O thread a stream cannot stop inside write()
+            self.output.emit(piece)  # on the I/O thread a stream cannot stop inside write()
 
     # -- framing -----------------------------------------------------------------------------
     def frame(self, chunk: bytes) -> bytes:
@@ -295,8 +299,7 @@ class Call:
         request = self.request
         lines = [self.prefix]
         if not self.has_date:
-            # The I/O thread's clock reading of this read saves a clock call per response.
-            now = _monotonic() if self.protocol._threaded else self.protocol._now
+            now = _monotonic()
             lines.append(DATE._line if now < DATE.until else DATE.line(now))
         if code < 200 or code in _NO_BODY_STATUS:
             self.no_body = True
@@ -332,117 +335,15 @@ class Call:
                 close()
             except Exception as exc:
                 log.error("http.app_close_failed", exc_info=exc)
-                self.protocol.count_error()
+                self.output.count_error()
 
     def fail(self, exc: BaseException) -> int:
         log.error("http.app_failed", method=self.request[0].decode("latin-1"),
                   target=self.request[1].decode("latin-1"), headers_sent=self.headers_sent, exc_info=exc)
-        self.protocol.count_error()
+        self.output.count_error()
         if not self.headers_sent:
-            self.protocol._out.append(error_response(500, "internal server error",
-                                                     head=self.request[0] == b"HEAD"))
+            self.output.append(error_response(500, "internal server error", head=self.request[0] == b"HEAD"))
         return CLOSE
-
-
-def pump(protocol: HttpProtocol, call: Call) -> int:
-    """Produce ``call``'s body until it ends or (I/O thread only) output must wait."""
-    try:
-        iterator = call.iterator
-        if iterator is None:
-            result = call.result
-            if type(result) is FileWrapper and not protocol._threaded:
-                state = _sendfile(protocol, call, result)
-                if state is not None:
-                    return state
-            iterator = call.iterator = iter(result)
-        frame = call.frame
-        emit = protocol.emit
-        for chunk in iterator:
-            data = frame(chunk)
-            if data and not emit(data):
-                protocol._stream = call
-                return SUSPENDED
-        data = call.finish()
-        if data:
-            protocol._out.append(data)
-    except ClientGone:
-        call.close_app()
-        return GONE
-    except Exception as exc:
-        state = call.fail(exc)
-        call.close_app()
-        return state
-    call.close_app()
-    if protocol.limits.access_log:
-        _access(protocol, call)
-    return CLOSE if call.closes else DONE
-
-
-def _sendfile(protocol: HttpProtocol, call: Call, wrapper: FileWrapper) -> int | None:
-    """Send a file-backed body with ``sendfile`` when its length is known; None: iterate.
-
-    Only for output produced on the I/O thread, and only while nothing else is queued on
-    the connection: the kernel then copies file to socket without the bytes passing
-    through Python. When the socket is full (a reactor's non-blocking socket), the rest
-    is read and streamed the ordinary way, from where sendfile stopped.
-    """
-    fd = wrapper.fileno()
-    available = _file_length(wrapper)
-    if fd is None or available is None or call.no_body:
-        return None
-    offset = wrapper.filelike.tell()
-    total = available if call.length is None else min(call.length, available)
-    head = call.head()
-    protocol.emit(head)
-    protocol.flush()
-    connection = protocol.connection
-    sock = connection.sock
-    sent = 0
-    if connection.output_size == 0:
-        try:
-            while sent < total:
-                n = os.sendfile(sock.fileno(), fd, offset + sent, total - sent)
-                if n == 0:
-                    break
-                sent += n
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError as exc:
-            connection.abort(exc)
-            raise ClientGone from None
-        connection.bytes_sent += sent
-    call.sent = sent
-    if call.length is not None:
-        call.remaining = call.length - sent
-    wrapper.filelike.seek(offset + sent)
-    if sent >= total:
-        call.iterator = iter(())
-    else:
-        call.iterator = iter(wrapper)
-    return None if sent < total else _finish_after_sendfile(protocol, call)
-
-
-def _finish_after_sendfile(protocol: HttpProtocol, call: Call) -> int:
-    data = call.finish()
-    if data:
-        protocol._out.append(data)
-    call.close_app()
-    if protocol.limits.access_log:
-        _access(protocol, call)
-    return CLOSE if call.closes else DONE
-
-
-def _access(protocol: HttpProtocol, call: Call) -> None:
-    request = call.request
-    log.info("http.access", method=request[0].decode("latin-1"), target=request[1].decode("latin-1"),
-             version=request[2], status=call.code, bytes=call.sent,
-             peer=_peer_text(protocol.connection.peer))
-
-
-def _peer_text(peer: Any) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer or "-")
 
 
 class WsgiHost:
@@ -451,6 +352,7 @@ class WsgiHost:
     def __init__(self, app: Any, limits: Limits, *, multithread: bool, multiprocess: bool) -> None:
         self.app = app
         self.limits = limits
+        self.access_log = limits.access_log
         self.errors = ErrorStream()
         self.constant = {
             "SCRIPT_NAME": "",
@@ -463,10 +365,10 @@ class WsgiHost:
             "wsgi.file_wrapper": FileWrapper,
         }
 
-    def base_environ(self, protocol: HttpProtocol) -> dict:
+    def base_environ(self, output: ResponseOutput) -> dict:
         """What every request of one connection shares (built at its first request)."""
         environ = dict(self.constant)
-        connection = protocol.connection
+        connection = output.connection
         try:
             local = connection.sock.getsockname()
         except OSError:
@@ -483,13 +385,13 @@ class WsgiHost:
             environ["REMOTE_PORT"] = str(peer[1])
         else:
             environ["REMOTE_ADDR"] = ""
-        protocol._environ_base = environ
+        output.environ_base = environ
         return environ
 
-    def environ(self, protocol: HttpProtocol, request: tuple) -> dict:
+    def environ(self, output: ResponseOutput, request: tuple) -> dict:
         method, url, version, headers, body, _, _ = request
         line = _LINES.get((method, url, version)) or _request_line(method, url, version)
-        environ = (protocol._environ_base or self.base_environ(protocol)) | line
+        environ = (output.environ_base or self.base_environ(output)) | line
         environ["wsgi.input"] = BytesIO(body)
         for name, value in headers:
             key = _KEYS.get(name) or _environ_key(name)
@@ -503,13 +405,13 @@ class WsgiHost:
             environ["CONTENT_LENGTH"] = str(len(body))  # a chunked body, read in full
         return environ
 
-    def respond(self, protocol: HttpProtocol, request: tuple) -> int:
+    def respond(self, output: ResponseOutput, request: tuple) -> int:
         if request[6]:
-            protocol._out.append(error_response(*request[6]))
+            output.append(error_response(*request[6]))
             return CLOSE
-        call = Call(protocol, request)
+        call = Call(output, request)
         try:
-            result = self.app(self.environ(protocol, request), call.start_response)
+            result = self.app(self.environ(output, request), call.start_response)
         except Exception as exc:
             return call.fail(exc)
         call.result = result
@@ -533,13 +435,85 @@ class WsgiHost:
                 if body and not call.no_body:
                     data += body
                     call.sent = len(body)
-                protocol._out.append(data)
-                if protocol.limits.access_log:
-                    _access(protocol, call)
+                output.parts.append(data)  # output.append without the call: once per request
+                if self.access_log:
+                    self._access(output, call)
                 return CLOSE if call.closes else DONE
         elif type(result) is FileWrapper and call.length is None:
             call.known_length = _file_length(result)
-        return pump(protocol, call)
+        return self.pump(output, call)
+
+    # -- producing a body -----------------------------------------------------------------
+    def pump(self, output: ResponseOutput, call: Call) -> int:
+        """Produce ``call``'s body until it ends or (I/O thread only) output must wait."""
+        try:
+            iterator = call.iterator
+            if iterator is None:
+                result = call.result
+                if type(result) is FileWrapper:
+                    state = self._sendfile(output, call, result)
+                    if state is not None:
+                        return state
+                iterator = call.iterator = iter(result)
+            frame = call.frame
+            emit = output.emit
+            for chunk in iterator:
+                data = frame(chunk)
+                if data and not emit(data):
+                    output.suspended = call
+                    return SUSPENDED
+            data = call.finish()
+            if data:
+                output.append(data)
+        except ClientGone:
+            call.close_app()
+            return GONE
+        except Exception as exc:
+            state = call.fail(exc)
+            call.close_app()
+            return state
+        call.close_app()
+        if self.access_log:
+            self._access(output, call)
+        return CLOSE if call.closes else DONE
+
+    def _sendfile(self, output: ResponseOutput, call: Call, wrapper: FileWrapper) -> int | None:
+        """Send a file-backed body with ``sendfile`` when its length is known; None: iterate.
+
+        The connection sends what it can directly (``connection.sendfile``: where the
+        socket belongs to this thread and nothing is queued before it), and the rest is
+        read and streamed the ordinary way, from where sendfile stopped.
+        """
+        fd = wrapper.fileno()
+        available = _file_length(wrapper)
+        if fd is None or available is None or call.no_body:
+            return None
+        offset = wrapper.filelike.tell()
+        total = available if call.length is None else min(call.length, available)
+        output.emit(call.head())
+        output.flush()
+        sent = output.sendfile(fd, offset, total)
+        call.sent = sent
+        if call.length is not None:
+            call.remaining = call.length - sent
+        wrapper.filelike.seek(offset + sent)
+        if sent < total:
+            call.iterator = iter(wrapper)
+            return None
+        call.iterator = iter(())
+        data = call.finish()
+        if data:
+            output.append(data)
+        call.close_app()
+        if self.access_log:
+            self._access(output, call)
+        return CLOSE if call.closes else DONE
+
+    @staticmethod
+    def _access(output: ResponseOutput, call: Call) -> None:
+        request = call.request
+        log.info("http.access", method=request[0].decode("latin-1"), target=request[1].decode("latin-1"),
+                 version=request[2], status=call.code, bytes=call.sent, peer=peer_text(output.connection.peer))
 
 
 #: (method, target, version) -> the environ entries the request line makes: clients

@@ -3,70 +3,80 @@
 ``select`` is the one poller that has to build its answer in Python: the kernel hands
 back a read list and a write list, and the loop wants one ``(fd, mask)`` pair per fd.
 It also has a hard ceiling, ``FD_SETSIZE``: the kernel's bitmaps have that many bits and
-CPython refuses a larger fd. We refuse it in :meth:`SelectPoller.register`, where the
-caller can turn away one connection with a clear message, rather than let the next
-``select()`` fail and take the whole loop down with it.
+CPython refuses a larger fd. We refuse it at ``register``, where the caller can turn away
+one connection with a clear message, rather than let the next ``select()`` fail and take
+the whole loop down with it.
+
+``select`` keeps no interest list in the kernel; :class:`FdSets` is the one it is handed
+on every call, kept ready-made. Over it, the registration bookkeeping (a second
+registration, an unknown fd, ``EVENT_EXCLUSIVE`` refused) is
+:class:`~netcore_pollers.poll_like.PollLikePoller`'s, the same as poll's and epoll's.
 """
 
 from __future__ import annotations
 
 import select
 
-from netcore.reactor.poller import EVENT_EXCLUSIVE, EVENT_READ, EVENT_WRITE, Poller, PollerLimitError, refuse_exclusive
+from netcore.reactor.poller import EVENT_READ, EVENT_WRITE, PollerLimitError
+
+from netcore_pollers.poll_like import PollLikePoller
 
 #: Linux's FD_SETSIZE; CPython does not export it, so this is the usual value.
 FD_SETSIZE: int = getattr(select, "FD_SETSIZE", 1024)
 
 
-class SelectPoller(Poller):
-    """Keeps the read and write sets ready-made, so :meth:`poll` passes them as they are."""
+class FdSets:
+    """``select``'s interest list: the read and write sets, with a kernel object's methods.
 
-    name = "select"
-    edge_triggered = False
-    max_fd = FD_SETSIZE
+    The sets exist so that :meth:`SelectPoller.poll` does not rebuild them on every call,
+    which is the frequent operation; a registration updates them instead.
+    """
+
+    __slots__ = ("readers", "writers")
 
     def __init__(self) -> None:
-        # fd -> interest. The sets below are derived from it; they exist so that poll()
-        # does not rebuild them on every call, which is the frequent operation.
-        self._interest: dict[int, int] = {}
-        self._readers: set[int] = set()
-        self._writers: set[int] = set()
+        self.readers: set[int] = set()
+        self.writers: set[int] = set()
 
     def register(self, fd: int, events: int) -> None:
-        if fd in self._interest:
-            raise FileExistsError(f"fd {fd} is already registered with {self!r}")
-        if events & EVENT_EXCLUSIVE:
-            raise refuse_exclusive(self, fd)
-        if not 0 <= fd < self.max_fd:
+        if not 0 <= fd < FD_SETSIZE:
             if fd < 0:
                 raise ValueError(f"invalid fd {fd}")
             raise PollerLimitError(
                 f"fd {fd} is too high for the select poller, which can only watch fds "
-                f"below {self.max_fd} (FD_SETSIZE); use --poller poll or --poller epoll-lt"
+                f"below {FD_SETSIZE} (FD_SETSIZE); use --poller poll or --poller epoll-lt"
             )
-        self._interest[fd] = events
-        self._watch(fd, events)
+        self.modify(fd, events)
 
     def modify(self, fd: int, events: int) -> None:
-        if fd not in self._interest:
-            raise KeyError(fd)
-        self._interest[fd] = events
-        self._watch(fd, events)
+        if events & EVENT_READ:
+            self.readers.add(fd)
+        else:
+            self.readers.discard(fd)
+        if events & EVENT_WRITE:
+            self.writers.add(fd)
+        else:
+            self.writers.discard(fd)
 
     def unregister(self, fd: int) -> None:
-        del self._interest[fd]  # KeyError for an unknown fd, as the interface asks
-        self._readers.discard(fd)
-        self._writers.discard(fd)
+        self.readers.discard(fd)
+        self.writers.discard(fd)
 
-    def _watch(self, fd: int, events: int) -> None:
-        if events & EVENT_READ:
-            self._readers.add(fd)
-        else:
-            self._readers.discard(fd)
-        if events & EVENT_WRITE:
-            self._writers.add(fd)
-        else:
-            self._writers.discard(fd)
+
+class SelectPoller(PollLikePoller):
+    """``select(2)`` over :class:`FdSets`, passed to it as they are."""
+
+    name = "select"
+    edge_triggered = False
+    max_fd = FD_SETSIZE
+    supports_exclusive = False
+    _kernel_factory = FdSets
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The sets themselves, not copies: poll() reads them without an attribute chain.
+        self._readers = self._kernel.readers
+        self._writers = self._kernel.writers
 
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         readable, writable, _ = select.select(self._readers, self._writers, (), timeout)
@@ -80,8 +90,3 @@ class SelectPoller(Poller):
         for fd in writable:
             ready[fd] = ready.get(fd, 0) | EVENT_WRITE
         return list(ready.items())
-
-    def close(self) -> None:
-        self._interest.clear()
-        self._readers.clear()
-        self._writers.clear()

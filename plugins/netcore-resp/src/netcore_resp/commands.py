@@ -780,7 +780,9 @@ def make_executor(table: dict[bytes, Command]) -> Callable[[Any, list], bytes]:
 
     Commands look up in one dict get (the table holds the lower- and upper-case names);
     mixed case, unknown names and the protocol-error marker take the slow way. An error
-    in one command answers that command only. QUIT ends the batch.
+    in one command answers that command only. QUIT ends the batch, and a later batch of
+    the same client runs nothing: with handlers on other threads, what was read while
+    QUIT ran has been submitted already, and the connection answers it before closing.
     """
     lookup = table.get
 

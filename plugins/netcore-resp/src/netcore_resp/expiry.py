@@ -9,8 +9,9 @@ full interval (Redis's "fast cycle"), so I/O still gets its turn between sweeps.
 Where it runs is decided by the first connection, because only a connection knows its
 loop: under the reactor schemes it is a timer on that connection's loop
 (``loop.call_later`` is for the loop's own thread, which ``connection_made`` runs on);
-under the blocking schemes there is no loop (``connection.loop`` is None) and a daemon
-thread does the same. Before the first connection the keyspace is empty: nothing to sweep.
+under the blocking schemes there is no loop (``server.concurrency.event_loop`` is False,
+and the protocol passes None) and a daemon thread does the same. Before the first
+connection the keyspace is empty: nothing to sweep.
 """
 
 from __future__ import annotations

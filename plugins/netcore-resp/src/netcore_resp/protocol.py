@@ -2,11 +2,11 @@
 
 **Why hiredis.** Cutting requests out of the stream is most of a RESP server's Python
 work. hiredis's ``Reader`` (the C parser redis-py itself uses) does it in C, about five
-times faster than the best pure-Python parser; the prototypes in PERFORMANCE.md reached
-GET -P16 0.69x and SET -P16 0.84x redis-server's requests/s with it, and the issue asks
-for it. It is a *reply* parser, though, so it is more lenient than a Redis server (it
-reads ``+``, ``:``, nested arrays and RESP3 types inside a request, does not know inline
-commands, and cannot say where one command ends when a read stops in the middle of the
+times faster than the best pure-Python parser; a prototype written before this plugin
+reached GET -P16 0.69x and SET -P16 0.84x redis-server's requests/s with it. It is a
+*reply* parser, though, so it is more lenient than a Redis server (it reads ``+``,
+``:``, nested arrays and RESP3 types inside a request, does not know inline commands,
+and cannot say where one command ends when a read stops in the middle of the
 next). Hence two paths:
 
 * **fast path** (a read that starts at a command boundary with ``*``): hiredis parses
@@ -19,21 +19,30 @@ next). Hence two paths:
   last boundary by the Python port of Redis's own parser, with Redis's error replies and
   the configured limits. When it has consumed everything, the fast path resumes.
 
-**One batch per read.** All commands of a read go to ONE ``connection.submit`` whose
-reply is their joined replies: one ``send`` per read is what makes pipelining fast.
-``connection.requests`` still counts commands.
+**One batch per read.** All commands of a read go to ONE
+``connection.submit(handler, batch, count=n)`` whose reply is their joined replies: one
+``send`` per read is what makes pipelining fast. ``count`` keeps the ``requests``
+statistic counting commands, not reads (the protocol-error marker is not a command).
 
-**Atomicity.** One keyspace per server, built in :meth:`RespProtocol.for_server`. Under
-schemes that run handlers on several threads a lock is held around each batch, so every
-command (and every batch) is atomic; under ``inline`` there is only the loop thread and no
-lock. Under the schemes that run a connection's handlers on a pool (``pool``, ``thread``,
-``multi-reactor-pool``) two batches of one connection could run on two threads at once,
-out of order -- a pipelined ``SET`` then ``GET`` would race -- so each connection has at
-most one batch in flight; what arrives meanwhile is queued and sent as the next batch.
+**Atomicity and order.** One keyspace per server, built in :meth:`RespProtocol.for_server`
+from ``server.concurrency``. Where handlers may run on several threads, or where there is
+no event loop (the expiry sweep then runs on a thread of its own beside the serving one),
+a lock is held around each batch, so every command (and every batch) is atomic; under
+``inline`` there is only the loop thread and no lock. Under the schemes that run handlers
+on other threads (``pool``, ``thread``, ``multi-reactor-pool``, ...) two batches of one
+connection could run on two threads at once, out of order -- a pipelined ``SET`` then
+``GET`` would race. ``serial = True`` is the cure: the connection keeps at most one batch
+in flight, queues the next ones in order and stops reading while too many wait; under
+the other schemes it costs nothing.
 
-**Errors.** A protocol error answers the commands before it, then ``-ERR Protocol
-error: ...``, then closes the connection (``Connection.close`` delivers the reply
-first), as Redis does. QUIT answers +OK and closes; nothing after it runs.
+**Errors and QUIT.** A protocol error answers the commands before it, then ``-ERR
+Protocol error: ...``, then closes the connection, as Redis does; QUIT answers +OK and
+closes. Both closes happen in :meth:`RespProtocol.job_done`, on the I/O thread once the
+batch's reply is with the connection: with a handler thread that is the first moment the
+I/O thread can know QUIT ran, and it is never before the reply, under any scheme.
+Nothing after QUIT runs: the rest of its batch is skipped, and a batch read while QUIT
+was still running (already submitted, so the connection answers it before closing)
+finds ``quit`` set and runs nothing.
 """
 
 from __future__ import annotations
@@ -47,8 +56,6 @@ from typing import TYPE_CHECKING, Any
 import hiredis
 from netcore.errors import AssemblyError
 from netcore.protocol import Protocol
-from netcore.reactor.connection import PAUSED_BY_PROTOCOL
-from netcore.reactor.deferred import DeferredConnection
 
 from netcore_resp.commands import ServerInfo, build, make_executor
 from netcore_resp.expiry import Sweeper
@@ -70,15 +77,15 @@ _SINGLE_MAX = 64
 _HEADERS = (b"",) + tuple(b"*%d\r\n" % n + b"$%d\r\n\r\n" * n for n in range(1, _SINGLE_MAX))
 _BELOW_100 = bytes(range(100))
 
-#: Under the pool schemes: commands queued behind the batch in flight before reading pauses.
-QUEUE_LIMIT = 4096
-
 _client_ids = itertools.count(1)
 _chain = itertools.chain.from_iterable
 
 
 class RespProtocol(Protocol):
     """One client connection. The class attributes below are set by :meth:`for_server`."""
+
+    #: A connection's batches must run one at a time, in order (see the module docstring).
+    serial = True
 
     keyspace: Keyspace
     _execute: Any
@@ -88,6 +95,7 @@ class RespProtocol(Protocol):
     _array_overhead: Any
     _small_limits: bool
     _single_ok: bool
+    _event_loop: bool
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
@@ -102,20 +110,20 @@ class RespProtocol(Protocol):
         self._parser = RequestParser(*self._limits)
         self._slow = False  # the reference parser holds a partial command
         self._done = False  # a protocol error or QUIT: read nothing more
-        self._deferred = False
-        self._in_flight = False
-        self._queued: list = []
         self._run = functools.partial(self._execute, self)
 
     # -- assembly ---------------------------------------------------------------------
     @classmethod
     def for_server(cls, server: Server) -> type[RespProtocol]:
-        dispatcher = server.dispatcher
-        if dispatcher.multiprocess:
+        concurrency = server.concurrency
+        if concurrency.multiprocess:
             # The assembly check refuses this first; this is the last line of defence.
             raise AssemblyError(f"setting 'dispatch': {server.config.dispatch!r} runs several processes, "
                                 "each would have its own resp keyspace")
-        threaded = dispatcher.multithread or not dispatcher.uses_poller
+        event_loop = concurrency.event_loop
+        # Without a loop the expiry sweep is a thread beside the serving one, even under
+        # iterative (one serving thread, multithread False): the keyspace needs the lock.
+        threaded = concurrency.multithread or not event_loop
 
         def port() -> int:
             for address in server.addresses:
@@ -124,16 +132,20 @@ class RespProtocol(Protocol):
                     return int(tail)
             return 0
 
-        return cls.build(server.config, threaded=threaded, poller=server.config.poller if dispatcher.uses_poller
-                         else "", port_of=port)
+        return cls.build(server.config, threaded=threaded, event_loop=event_loop,
+                         poller=server.config.poller if event_loop else "", port_of=port)
 
     @classmethod
     def configure(cls, config: Config) -> type[RespProtocol]:
         return cls.build(config, threaded=True)  # not knowing the scheme: assume threads
 
     @classmethod
-    def build(cls, config: Any, *, threaded: bool, poller: str = "", port_of: Any = None) -> type[RespProtocol]:
-        """A subclass bound to a new keyspace: the per-connection factory of one server."""
+    def build(cls, config: Any, *, threaded: bool, event_loop: bool = True, poller: str = "",
+              port_of: Any = None) -> type[RespProtocol]:
+        """A subclass bound to a new keyspace: the per-connection factory of one server.
+
+        ``event_loop`` False: connections have no loop, the expiry sweep gets a thread.
+        """
         get = config.get if hasattr(config, "get") else (lambda name, default: default)
         max_bulk = int(get("resp_max_bulk", 512 * 1024 * 1024))
         max_multibulk = int(get("resp_max_multibulk", 1024 * 1024))
@@ -165,16 +177,15 @@ class RespProtocol(Protocol):
             # One read cannot hold a complete argument longer than recv_size.
             "_single_ok": max_bulk >= int(get("recv_size", 65536)) and max_multibulk >= _SINGLE_MAX,
             "_array_overhead": array_overhead.__getitem__,
+            "_event_loop": event_loop,
             "__module__": cls.__module__,
         })
 
     # -- events from the connection -------------------------------------------------------
     def connection_made(self) -> None:
-        connection = self.connection
-        if isinstance(connection, DeferredConnection):
-            self._deferred = True
-            self._call_soon_threadsafe = connection.loop.call_soon_threadsafe
-        self._sweeper.attach(connection.loop)
+        # The first connection starts the sweep: on its loop, or (None) on a thread. A
+        # connection of a blocking scheme has no loop to offer, whatever attribute it has.
+        self._sweeper.attach(getattr(self.connection, "loop", None) if self._event_loop else None)
 
     def data_received(self, data: bytes) -> None:
         if self._slow or data[0] != 42:  # 42: '*'
@@ -195,14 +206,7 @@ class RespProtocol(Protocol):
             self._reset_reader()
             self._reference(data)
             return
-        if self._deferred:
-            self._dispatch_deferred(cmds)
-            return
-        connection = self.connection
-        connection.requests += len(cmds) - 1
-        connection.submit(self._run, cmds)
-        if self.quit:
-            self._finish()
+        self.connection.submit(self._run, cmds, count=len(cmds))
 
     def _batch_size(self, cmds: list) -> int:
         """The canonical encoding's length of ``cmds``, or -1 when the fast path must not judge.
@@ -239,60 +243,21 @@ class RespProtocol(Protocol):
         self._slow = not parser.idle
         if error is not None:
             cmds.append((None, error))  # the executor answers this marker with the error
-            self._done = True
-        if not cmds:
-            return
-        if self._deferred:
-            self._dispatch_deferred(cmds)
-            return
-        connection = self.connection
-        connection.requests += len(cmds) - 1 - (error is not None)
-        connection.submit(self._run, cmds)
-        if self.quit or self._done:
-            self._finish()
+            self._done = True  # read nothing more; job_done closes once the error is answered
+            self._slow = True  # any further bytes go to this method, which drops them
+        if cmds:
+            self.connection.submit(self._run, cmds, count=len(cmds) - (error is not None))
 
-    def _finish(self) -> None:
-        """After QUIT or a protocol error: read nothing more, close once the replies are out."""
-        self._done = True
-        self._slow = True  # route any further bytes to _reference, which drops them
-        self.connection.close()
+    def job_done(self) -> None:
+        """A batch's reply is with the connection (I/O thread): close after QUIT or an error.
 
-    # -- schemes that run a connection's handlers on a pool ----------------------------------
-    def _dispatch_deferred(self, cmds: list) -> None:
-        if self._in_flight:
-            queued = self._queued
-            queued.extend(cmds)
-            if len(queued) > QUEUE_LIMIT:
-                self.connection.pause_reading(PAUSED_BY_PROTOCOL)
-            return
-        self._submit_deferred(cmds)
-
-    def _submit_deferred(self, cmds: list) -> None:
-        connection = self.connection
-        self._in_flight = True
-        markers = 1 if self._done and cmds[-1][0] is None else 0
-        connection.requests += len(cmds) - 1 - markers
-        connection.submit(self._run_deferred, cmds)
-        if self._done and not self._queued:
-            self._finish()  # the protocol error is in the batch just submitted
-
-    def _run_deferred(self, batch: list) -> bytes:
-        """Runs on a handler thread; tells the loop when the batch is done (before its reply)."""
-        try:
-            return self._run(batch)
-        finally:
-            self._call_soon_threadsafe(self._batch_finished)
-
-    def _batch_finished(self) -> None:
-        self._in_flight = False
-        connection = self.connection
-        if connection.closed:
-            return
-        if self.quit:
-            self._queued.clear()
-            self._finish()
-            return
-        if self._queued:
-            batch, self._queued = self._queued, []
-            connection.resume_reading(PAUSED_BY_PROTOCOL)
-            self._submit_deferred(batch)
+        ``quit`` is set by the batch's handler, maybe on another thread; its reply coming
+        back is when this thread learns of it. A protocol error is known when it is
+        framed, but batches before it may still be running on a pool: the close waits
+        until its reply, the last one owed, is out (``pending`` 0). ``close`` then sends
+        what is queued and FIN; reading stops, and what still arrives is dropped.
+        """
+        if self.quit or (self._done and not self.connection.pending):
+            self._done = self._slow = True
+            self.connection.discard_waiting()  # batches read after QUIT are never run
+            self.connection.close()

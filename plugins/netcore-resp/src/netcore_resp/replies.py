@@ -1,6 +1,6 @@
 """RESP2 replies: the constant ones prebuilt, the rest encoded with as little work as possible.
 
-Per-request formatting shows at the microsecond scale (PERFORMANCE.md), so every reply
+Per-request formatting shows at the microsecond scale (measured on the plugin's prototypes), so every reply
 that never changes is a module constant, and the ``$<len>\\r\\n`` header of a bulk string
 shorter than :data:`HEADER_CACHE` comes from a table.
 """

@@ -10,9 +10,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from netcore.bench.cases import Case, peer_case
-from netcore.bench.generators import Load
-from netcore.bench.registry import Installed
+from netcore_bench.cases import Case, peer_case
+from netcore_bench.generators import Load
+from netcore_bench.registry import Installed
 
 #: (family, option) pairs that take a list of names or "all".
 FAMILIES = (("poller", "poller"), ("dispatch", "dispatch"), ("acceptor", "acceptor"), ("protocol", "protocol"))

@@ -1,10 +1,11 @@
 """Build the C load generator on demand, with the system compiler, into a cache directory.
 
-The source ships inside the package (``netcore/bench/loadgen/echo_client.c``), so the bench
-works from an installed distribution. The binary goes to ``$NETCORE_BENCH_CACHE`` or
-``$XDG_CACHE_HOME/netcore/bench`` (``~/.cache/netcore/bench``), never into the source
-tree, named after a hash of the source and the flags: an edited source is rebuilt, two
-checkouts share a binary only when their sources are identical.
+The source ships inside the package (``netcore_bench/loadgen/echo_client.c``), so the
+bench works from an installed distribution. The binary goes to ``$NETCORE_BENCH_CACHE``
+or ``$XDG_CACHE_HOME/netcore-bench`` (``~/.cache/netcore-bench``, named after the
+distribution), never into the source tree, named after a hash of the source and the
+flags: an edited source is rebuilt, two checkouts share a binary only when their sources
+are identical.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ class BuildError(Exception):
 
 
 def source_text() -> bytes:
-    return resources.files("netcore.bench").joinpath("loadgen/echo_client.c").read_bytes()
+    return resources.files("netcore_bench").joinpath("loadgen/echo_client.c").read_bytes()
 
 
 def cache_dir() -> Path:
     if os.environ.get("NETCORE_BENCH_CACHE"):
         return Path(os.environ["NETCORE_BENCH_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "netcore" / "bench"
+    return Path(base) / "netcore-bench"
 
 
 def find_compiler() -> str:

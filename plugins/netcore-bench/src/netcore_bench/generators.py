@@ -25,7 +25,7 @@ import shutil
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from netcore.bench import build
+from netcore_bench import build
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class ExternalTool(Generator):
 class Wrk(ExternalTool):
     """``wrk -t1 -cN -dS --latency``: HTTP/1.1 keep-alive GET / on every connection.
 
-    One wrk thread, as in the figures of PERFORMANCE.md: wrk is C and epoll-driven, one
+    One wrk thread, as in the measurements the http targets were set from: wrk is C and epoll-driven, one
     thread drives 256 connections past 100k requests/s, and a second thread would need a
     third CPU. wrk counts whole seconds (``-d 0.5`` is 0 s), so durations are rounded up.
     """

@@ -1,5 +1,5 @@
 """The raw ASGI hello app uvicorn runs in ``netcore bench http`` (no framework: the row
-measures uvicorn and httptools, as the issue asks). Same body and headers as
+measures uvicorn and httptools alone). Same body and headers as
 :mod:`.wsgi_hello`."""
 
 _BODY = b"Hello, World!"

@@ -2,7 +2,7 @@
 """Run an external reference server (uvicorn, waitress, gunicorn, nginx, redis-server) the
 way ``netcore bench`` runs netcore.
 
-    python3 -m netcore.bench.peers.launcher --peer NAME serve --log-format json --bind 127.0.0.1:0
+    python3 -m netcore_bench.peers.launcher --peer NAME serve --log-format json --bind 127.0.0.1:0
 
 It takes the arguments the bench gives ``netcore serve``, starts the peer as its child
 on a free loopback port (port 0 cannot be handed to nginx or redis-server), waits until
@@ -29,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from netcore.bench.peers import PEERS
-from netcore.bench.peers.servers import PROBES, command, protocol_of
+from netcore_bench.peers import PEERS
+from netcore_bench.peers.servers import PROBES, command, protocol_of
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0

@@ -18,10 +18,10 @@ import subprocess
 import sys
 
 import pytest
-from netcore.bench import registry
-from netcore.bench.generators import Load, Wrk
-from netcore.bench.peers import PEERS
-from netcore.bench.schema import validate
+from netcore_bench import registry
+from netcore_bench.generators import Load, Wrk
+from netcore_bench.peers import PEERS
+from netcore_bench.schema import validate
 
 HTTP_NETCORE_ROWS = ("netcore hello", "netcore WSGI inline", "netcore WSGI pool")
 
@@ -67,7 +67,7 @@ def test_http_preset_against_uvicorn_end_to_end(installed, tmp_path):
         assert "gen_cpu_percent" in row["metrics"]
     # the WSGI rows really host the app the WSGI peers run
     case = next(c for c in doc["cases"] if c["key"] == "netcore WSGI pool 4c")
-    assert "--app" in case["args"] and "netcore.bench.peers.wsgi_hello:app" in case["args"]
+    assert "--app" in case["args"] and "netcore_bench.peers.wsgi_hello:app" in case["args"]
     assert case["args"][case["args"].index("--dispatch") + 1] == "pool"
     # every run was wrk, pinned like the echo generator, reading wrk's own output
     run = next(r for r in doc["runs"] if r["case"] == "netcore hello 4c")

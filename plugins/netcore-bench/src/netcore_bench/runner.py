@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from netcore.bench import procfs
-from netcore.bench.cases import Case
-from netcore.bench.generators import Generator
 from netcore.testing.server_process import ServerFailed, ServerProcess
+
+from netcore_bench import procfs
+from netcore_bench.cases import Case
+from netcore_bench.generators import Generator
 
 HOST = "127.0.0.1"
 #: Generator CPU above this share of its own CPU: the row is flagged; the generator may

@@ -2,7 +2,7 @@
 """Reference echo server of ``netcore bench``: an asyncio Protocol, on the stock asyncio
 event loop or on uvloop.
 
-    python3 -m netcore.bench.peers.asyncio_echo --loop asyncio|uvloop --port 0
+    python3 -m netcore_bench.peers.asyncio_echo --loop asyncio|uvloop --port 0
 
 It accepts the arguments ``netcore serve`` gets from the bench (``serve``,
 ``--log-format json``, ``--bind HOST:PORT``), so that the bench starts it with the same

@@ -1,7 +1,7 @@
 """A case is one row of a result table: a server configuration and the load put on it.
 
-Cases are built by :mod:`netcore.bench.matrix` (the command-line matrix) and
-:mod:`netcore.bench.presets`; the runner only starts what a case describes.
+Cases are built by :mod:`netcore_bench.matrix` (the command-line matrix) and
+:mod:`netcore_bench.presets`; the runner only starts what a case describes.
 """
 
 from __future__ import annotations
@@ -10,18 +10,18 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from netcore.bench.generators import Load
-from netcore.bench.peers import PEERS
+from netcore_bench.generators import Load
+from netcore_bench.peers import PEERS
 
 #: Peers: reference servers started like netcore (same runner, same events on stderr);
-#: which protocols each serves (see :mod:`netcore.bench.peers`).
+#: which protocols each serves (see :mod:`netcore_bench.peers`).
 PEER_PROTOCOLS = {name: peer.protocols for name, peer in PEERS.items()}
 
 
 @dataclass
 class Case:
     key: str
-    #: "netcore" or a peer name (a key of :data:`netcore.bench.peers.PEERS`)
+    #: "netcore" or a peer name (a key of :data:`netcore_bench.peers.PEERS`)
     server: str
     #: arguments after ``netcore serve`` (or the peer's own)
     args: list[str]
@@ -38,7 +38,7 @@ class Case:
         if self.server == "netcore":
             return [sys.executable, "-m", "netcore"]
         spec = PEERS.get(self.server)  # an unknown peer's case is skipped, never started
-        return [sys.executable, "-m", spec.module if spec else "netcore.bench.peers.launcher"]
+        return [sys.executable, "-m", spec.module if spec else "netcore_bench.peers.launcher"]
 
     def command(self) -> list[str]:
         """The full command line the runner starts (for the record)."""

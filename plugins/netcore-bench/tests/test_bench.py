@@ -13,8 +13,8 @@ import subprocess
 import sys
 
 import pytest
-from netcore.bench import build
-from netcore.bench.schema import SCHEMA, validate
+from netcore_bench import build
+from netcore_bench.schema import SCHEMA, validate
 
 TINY = ["--rounds", "2", "--duration", "0.5", "--warmup", "0.2", "--plain"]
 
@@ -157,6 +157,18 @@ def test_the_c_generator_ships_as_package_data_and_builds_outside_the_tree(bench
     assert res.returncode == 2 and "loopback" in res.stderr
 
 
-def test_serve_does_not_import_the_bench():
-    code = "import sys, netcore.cli; sys.exit('netcore.bench' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+def test_other_commands_do_not_import_the_harness():
+    """Every ``netcore`` run loads the bench's plugin module (to learn the command), and only it.
+
+    ``netcore config`` goes through the same start-up as ``netcore serve``: plugins loaded,
+    commands collected. The harness behind the lazy target must stay unimported.
+    """
+    code = ("import sys, netcore.cli\n"
+            "assert netcore.cli.main(['config']) == 0\n"
+            "assert 'netcore_bench.plugin' in sys.modules, 'the plugin was not loaded at all'\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('netcore_bench') and m != 'netcore_bench.plugin'\n"
+            "                and m != 'netcore_bench')\n"
+            "sys.exit(f'imported: {loaded}' if loaded else 0)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr

@@ -54,8 +54,8 @@ def find_executable(name: str) -> str | None:
     return None
 
 
-_ECHO = "netcore.bench.peers.asyncio_echo"
-_LAUNCHER = "netcore.bench.peers.launcher"
+_ECHO = "netcore_bench.peers.asyncio_echo"
+_LAUNCHER = "netcore_bench.peers.launcher"
 
 PEERS: dict[str, Peer] = {p.name: p for p in (
     Peer("asyncio", ("echo",), _ECHO, ("--loop", "asyncio"), "asyncio Protocol echo server, stock event loop"),

@@ -1,6 +1,6 @@
 """The command line of each external peer, and how to tell that it answers.
 
-Stock configurations, changed only where the issue names a setting (threads, workers)
+Stock configurations, changed only where the bench sets a size (threads, workers)
 or where a default would measure something else than the server:
 
 * waitress: ``--connection-limit 1000`` (its default, 100, would leave most of 256 wrk
@@ -8,7 +8,7 @@ or where a default would measure something else than the server:
 * nginx: ``keepalive_requests`` unlimited in practice (its default, 1000, closes each
   keep-alive connection after 1,000 requests, which no Python peer does), access log off
   (every Python peer logs nothing per request either);
-* redis-server: ``--save '' --appendonly no`` (no disk), as the issue asks.
+* redis-server: ``--save '' --appendonly no`` (no disk), an in-memory store like netcore's.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from netcore.bench.peers import find_executable
+from netcore_bench.peers import find_executable
 
-WSGI_APP = "netcore.bench.peers.wsgi_hello:app"
-ASGI_APP = "netcore.bench.peers.asgi_hello:app"
+WSGI_APP = "netcore_bench.peers.wsgi_hello:app"
+ASGI_APP = "netcore_bench.peers.asgi_hello:app"
 
 NGINX_CONF = """\
 # written by netcore bench for one run; removed afterwards

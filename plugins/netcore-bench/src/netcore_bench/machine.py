@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from netcore.bench.procfs import CLK_TCK, nofile_hard_limit
+from netcore_bench.procfs import CLK_TCK, nofile_hard_limit
 
 
 def pinning() -> tuple[int | None, int | None, str]:

@@ -1,8 +1,9 @@
 """Progress and tables: rich (live progress, styled table) on a terminal, plain lines otherwise.
 
-rich is an optional extra (``pip install 'netcore-host[bench]'``); without it, or when
-stdout is not a terminal, the bench prints one plain line per run on stderr and the
-table on stdout, which is what logs and CI want.
+rich is a dependency of netcore-bench, so a terminal gets the live display by default;
+when stdout is not a terminal (or with ``--plain``, or should rich be missing anyway) the
+bench prints one plain line per run on stderr and the table on stdout, which is what logs
+and CI want.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from netcore.bench import results
-from netcore.bench.presets import Plan
+from netcore_bench import results
+from netcore_bench.presets import Plan
 
 
 def run_line(run: dict[str, Any]) -> str:
@@ -72,6 +73,11 @@ class PlainDisplay:
         self.out.flush()
 
 
+#: Row styles of the live table: red is for a verdict (a server failed), never for a row
+#: whose turn has not come yet.
+ROW_STYLES = {"failed": "red", "skipped": "dim", "pending": "dim italic"}
+
+
 class RichDisplay(PlainDisplay):
     """A progress bar and the table so far, refreshed after every run."""
 
@@ -101,8 +107,7 @@ class RichDisplay(PlainDisplay):
         for i, h in enumerate(headers):
             table.add_column(h, justify="left" if i == 0 else "right")
         for row, cells in zip(rows, body):
-            style = "red" if row["status"] == "failed" else "dim" if row["status"] == "skipped" else (
-                "yellow" if "generator_saturated" in row["flags"] else None)
+            style = ROW_STYLES.get(row["status"]) or ("yellow" if "generator_saturated" in row["flags"] else None)
             table.add_row(*cells, style=style)
         return table
 
@@ -118,6 +123,11 @@ class RichDisplay(PlainDisplay):
 
     def start(self, total: int) -> None:
         self.task = self.progress.add_task("starting", total=total)
+        # Every row from the start, each "pending" until its first run: the table's shape
+        # (and what is still to come) is visible before the first result.
+        self.rows = results.summarize(self.plan.cases, [], pending=True)
+        if self.live is not None:
+            self.live.update(self._render())
 
     def run_started(self, case_key: str, rnd: int, rounds: int) -> None:
         self.progress.update(self.task, description=f"round {rnd}/{rounds}: {case_key}")

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from netcore.bench import display as display_mod
-from netcore.bench import generators, machine, registry, results, runner
-from netcore.bench.presets import PRESETS, Plan
-from netcore.bench.schema import SCHEMA_VERSION, validate
+from netcore_bench import display as display_mod
+from netcore_bench import generators, machine, registry, results, runner
+from netcore_bench.presets import PRESETS, Plan
+from netcore_bench.schema import SCHEMA_VERSION, validate
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,7 +29,8 @@ class _Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="netcore bench", description=__doc__.split("\n\n")[0],
                 epilog="presets: " + ", ".join(PRESETS) + ". Example: netcore bench idle --rounds 3 --json idle.json "
-                       "--plot idle.png")
+                       "--plot idle.png. Two result files, row by row against their noise: "
+                       "netcore bench compare A.json B.json")
     p.add_argument("preset", nargs="?", default="default", choices=list(PRESETS), metavar="PRESET",
                    help="scenario: " + ", ".join(PRESETS) + " (default: the command-line matrix)")
     p.add_argument("--poller", help="all | a,b,... (default matrix: all)")
@@ -69,7 +70,7 @@ def make_plan(args: argparse.Namespace, installed: registry.Installed) -> Plan:
         opts.pop("peers", None)
     plan = PRESETS[args.preset](opts, installed)
     if args.preset != "default" and args.peers and not plan.peers_included:
-        from netcore.bench.cases import peer_case
+        from netcore_bench.cases import peer_case
         for load in dict.fromkeys(c.load for c in plan.cases):
             for peer in args.peers.split(","):
                 if peer.strip():
@@ -104,7 +105,18 @@ def _generators(plan: Plan, args: argparse.Namespace, disp) -> dict[str, generat
 
 
 def main(argv: Sequence[str] | None = None, plugin_args: Sequence[str] = ()) -> int:
-    args = parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    """``netcore bench ARGS``: the target :mod:`netcore_bench.plugin` gives the host's CLI.
+
+    ``plugin_args`` are the ``-p`` options given before ``bench``; the bench loads no
+    plugin itself but hands them to every ``netcore`` process it starts (and to
+    ``netcore plugins --json``, which says what those processes will find).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:  # no preset is called that: a file comparison, not a run
+        from netcore_bench.compare import main as compare_main
+
+        return compare_main(argv[1:])
+    args = parser().parse_args(argv)
     if args.rounds < 1:
         parser().error("--rounds must be at least 1")
     if args.duration is not None and not 0 < args.duration <= 3600:
@@ -158,7 +170,7 @@ def main(argv: Sequence[str] | None = None, plugin_args: Sequence[str] = ()) -> 
                     runs.append(run)
                     if not run["ok"]:
                         failed.add(case.key)
-                    disp.run_finished(run, results.summarize(plan.cases, runs))
+                    disp.run_finished(run, results.summarize(plan.cases, runs, pending=True))
     except KeyboardInterrupt:
         interrupted = True
         disp.note("interrupted: reporting the runs done so far")
@@ -175,7 +187,7 @@ def main(argv: Sequence[str] | None = None, plugin_args: Sequence[str] = ()) -> 
     for w in warnings:
         disp.note(f"WARNING: {w}")
     doc = {"schema_version": SCHEMA_VERSION, "preset": plan.name, "title": plan.title, "claim": plan.claim,
-           "command": ["netcore", *plugin_args, "bench", *(sys.argv[1:] if argv is None else argv)],
+           "command": ["netcore", *plugin_args, "bench", *argv],
            "machine": desc,
            "config": {"rounds": args.rounds, "generator": ",".join(g.name for g in gens.values()) or "none",
                       "server_cpu": server_cpu,
@@ -189,7 +201,7 @@ def main(argv: Sequence[str] | None = None, plugin_args: Sequence[str] = ()) -> 
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
         disp.note(f"raw figures written to {args.json}")
     if args.plot:
-        from netcore.bench import plot
+        from netcore_bench import plot
         try:
             plot.write(args.plot, plan, rows, desc)
             disp.note(f"chart written to {args.plot}")

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from netcore.bench.cases import Case, peer_case
-from netcore.bench.generators import Load
-from netcore.bench.matrix import expand, ints, netcore_case, split
-from netcore.bench.peers import peer_names
-from netcore.bench.registry import Installed
-from netcore.bench.results import Column, Target
+from netcore_bench.cases import Case, peer_case
+from netcore_bench.generators import Load
+from netcore_bench.matrix import expand, ints, netcore_case, split
+from netcore_bench.peers import peer_names
+from netcore_bench.registry import Installed
+from netcore_bench.results import Column, Target
 
 
 @dataclass
@@ -59,7 +59,7 @@ def default(opts: dict[str, Any], inst: Installed) -> Plan:
     base = "uvloop" if "uvloop" in peers else next(iter(peers), None)
     cols = [Column("case", "label"), Column("msgs/s (min-max)", "m:messages_per_s", ",.0f"),
             Column("p99 µs", "v:p99_us", ",.0f"), Column("srv CPU µs/msg (min-max)", "m:server_cpu_us_per_msg"),
-            Column(f"vs {base or 'peer'}", "r:server_cpu_us_per_msg"),
+            Column(f"CPU/msg vs {base or 'peer'}", "r:server_cpu_us_per_msg"),
             Column("srv CPU%", "v:server_cpu_percent", ".0f"), *COMMON_TAIL]
     return Plan("default", "Echo ping-pong matrix", cases, cols,
                 claim="server CPU per message of each combination, against the peers in the same run")
@@ -81,7 +81,7 @@ def idle(opts: dict[str, Any], inst: Installed) -> Plan:
             case.baseline = first
             cases.append(case)
     cols = [Column("poller", "p:poller"), Column("idle", "p:idle"),
-            Column("srv CPU µs/msg (min-max)", "m:server_cpu_us_per_msg"), Column("vs 0 idle", "r:server_cpu_us_per_msg"),
+            Column("srv CPU µs/msg (min-max)", "m:server_cpu_us_per_msg"), Column("CPU/msg vs 0 idle", "r:server_cpu_us_per_msg"),
             Column("msgs/s", "v:messages_per_s", ",.0f"), Column("srv RSS KiB", "v:rss_kib", ",.0f"),
             Column("B per idle conn", "d:rss_per_idle_conn_bytes", ",.0f"), *COMMON_TAIL]
     return Plan("idle", "Idle connections: 64 active plus 0, 1,000, 10,000 idle", cases, cols,
@@ -115,15 +115,15 @@ def herd(opts: dict[str, Any], inst: Installed) -> Plan:
             Column("ctx switches/conn", "m:context_switches_per_conn", ".2f"),
             Column("balance max/mean", "m:worker_balance", ".2f"),
             Column("srv CPU µs/conn", "m:server_cpu_us_per_conn", ".1f"),
-            Column("vs shared", "r:server_cpu_us_per_conn"), *COMMON_TAIL]
+            Column("CPU/conn vs shared", "r:server_cpu_us_per_conn"), *COMMON_TAIL]
     return Plan("herd", "Thundering herd: short connections against prefork workers", cases, cols,
                 claim="a listener shared by every worker wakes them all for one connection (wasted wake-ups); "
                       "an accept mutex, EPOLLEXCLUSIVE or SO_REUSEPORT wake one",
                 plot=("accept_eagain_per_conn", "wasted wake-ups per accepted connection"))
 
 
-#: The dispatch preset's rows: (label, serve arguments). Pools have 8 threads, as the
-#: dispatch issue asked; multi-reactor runs with 1 and 2 I/O loops.
+#: The dispatch preset's rows: (label, serve arguments). Pools have 8 threads, as in
+#: docs/schemes.md's table; multi-reactor runs with 1 and 2 I/O loops.
 DISPATCH_SCHEMES: dict[str, list[str]] = {
     "iterative": ["--dispatch", "iterative"],
     "forking": ["--dispatch", "forking"],
@@ -158,9 +158,9 @@ def dispatch(opts: dict[str, Any], inst: Installed) -> Plan:
             case.baseline = base
             cases.append(case)
     cols = [Column("scheme", "p:scheme"), Column("handler", "p:handler"),
-            Column("msgs/s (min-max)", "m:messages_per_s", ",.0f"), Column("vs inline", "r:messages_per_s"),
+            Column("msgs/s (min-max)", "m:messages_per_s", ",.0f"), Column("msgs/s vs inline", "r:messages_per_s"),
             Column("p99 µs", "v:p99_us", ",.0f"), Column("CPU µs/msg", "v:server_cpu_us_per_msg"),
-            Column("vs inline", "r:server_cpu_us_per_msg"), *COMMON_TAIL]
+            Column("CPU/msg vs inline", "r:server_cpu_us_per_msg"), *COMMON_TAIL]
     return Plan("dispatch", "Every dispatch scheme, fast handler and 1 ms blocking handler", cases, cols,
                 claim="reactor + pool pays a hand-off per message; one loop per thread does not; a blocking "
                       "handler stalls a single reactor and not a pool",
@@ -188,7 +188,7 @@ def edge(opts: dict[str, Any], inst: Installed) -> Plan:
             cases.append(case)
     cols = [Column("poller", "p:poller"), Column("size", "p:size"), Column("msgs/s", "v:messages_per_s", ",.0f"),
             Column("srv CPU µs/msg (min-max)", "m:server_cpu_us_per_msg", ".1f"),
-            Column("vs first", "r:server_cpu_us_per_msg"), Column("poll calls/msg", "m:poll_calls_per_msg", ".1f"),
+            Column("CPU/msg vs first", "r:server_cpu_us_per_msg"), Column("poll calls/msg", "m:poll_calls_per_msg", ".1f"),
             Column("reads/msg", "m:reads_per_msg", ".1f"), Column("syscalls/msg", "v:syscalls_per_msg", ".1f"),
             *COMMON_TAIL]
     return Plan("edge", "Level- against edge-triggered epoll: large messages, 32 KiB client socket buffers, 4 KiB server reads", cases,
@@ -229,14 +229,14 @@ def _peers(opts: dict[str, Any], protocol: str) -> list[str]:
 
 
 #: The http preset's netcore rows: label -> (dispatch, threads, app). The WSGI rows run
-#: the same app module as waitress and gunicorn (``netcore.bench.peers.wsgi_hello``).
+#: the same app module as waitress and gunicorn (``netcore_bench.peers.wsgi_hello``).
 HTTP_NETCORE: dict[str, tuple[str, int | None, bool]] = {
     "netcore hello": ("inline", None, False),
     "netcore WSGI inline": ("inline", None, True),
     "netcore WSGI pool": ("pool", 4, True),
 }
-WSGI_HELLO = "netcore.bench.peers.wsgi_hello:app"
-#: (netcore row, peer, minimum requests/s ratio): the http issue's targets.
+WSGI_HELLO = "netcore_bench.peers.wsgi_hello:app"
+#: (netcore row, peer, minimum requests/s ratio): the http preset's targets.
 HTTP_TARGETS = (("netcore hello", "uvicorn", 2.5), ("netcore WSGI inline", "waitress", 4.0),
                 ("netcore WSGI inline", "gunicorn-gthread", 8.0), ("netcore WSGI pool", "waitress", 4.0),
                 ("netcore WSGI pool", "gunicorn-gthread", 8.0))

@@ -12,11 +12,26 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from netcore.bench.cases import Case
+from netcore_bench.cases import Case
 
 #: Metrics whose ratio to the baseline case is computed.
 RATIO_METRICS = ("server_cpu_us_per_msg", "messages_per_s", "server_cpu_us_per_conn", "poll_calls_per_msg",
                  "syscalls_per_msg", "p99_us")
+
+
+#: Which way is better, per metric (a ratio column inherits its metric's): the tables say
+#: it under each header, because "vs" columns mix CPU ratios (lower is better) with
+#: throughput ratios (higher is better) and a reader should not have to guess which.
+#: Metrics absent here (server and generator CPU %) describe the load, not a result.
+BETTER = {
+    "messages_per_s": "higher", "connections_per_s": "higher",
+    "server_cpu_us_per_msg": "lower", "server_cpu_us_per_conn": "lower",
+    "p50_us": "lower", "p99_us": "lower", "poll_calls_per_msg": "lower", "reads_per_msg": "lower",
+    "syscalls_per_msg": "lower", "accept_eagain_per_conn": "lower", "accept_wakeups_per_conn": "lower",
+    "context_switches_per_conn": "lower", "worker_balance": "lower", "rss_kib": "lower",
+    "rss_per_idle_conn_bytes": "lower", "delayed_1s": "lower", "connect_errors": "lower",
+    "connect_p50_ms": "lower", "connect_p99_ms": "lower", "connect_max_ms": "lower",
+}
 
 
 @dataclass(frozen=True)
@@ -27,6 +42,17 @@ class Column:
     source: str
     fmt: str = ".2f"
 
+    @property
+    def better(self) -> str | None:
+        """``"lower"``, ``"higher"`` or None (a parameter, or a figure that describes the load)."""
+        kind, _, name = self.source.partition(":")
+        return BETTER.get(name) if kind in ("m", "v", "r", "d") else None
+
+    @property
+    def title(self) -> str:
+        """The header with its direction on a second line: ``CPU/req vs uvicorn`` / ``(lower is better)``."""
+        return f"{self.header}\n({self.better} is better)" if self.better else self.header
+
 
 def spread(values: list[float]) -> dict[str, Any]:
     med = statistics.median(values)
@@ -34,7 +60,9 @@ def spread(values: list[float]) -> dict[str, Any]:
             "spread_pct": 100.0 * (max(values) - min(values)) / med if med else 0.0, "values": list(values)}
 
 
-def summarize(cases: list[Case], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize(cases: list[Case], runs: list[dict[str, Any]], pending: bool = False) -> list[dict[str, Any]]:
+    """One row per case. ``pending``: the bench is still running, so a case with no run yet
+    is ``"pending"`` (the live table), not ``"failed"`` as it is once the bench has ended."""
     rows: list[dict[str, Any]] = []
     for case in cases:
         mine = [r for r in runs if r["case"] == case.key]
@@ -45,6 +73,8 @@ def summarize(cases: list[Case], runs: list[dict[str, Any]]) -> list[dict[str, A
                                "status": "ok", "reason": None}
         if case.skip:
             row["status"], row["reason"] = "skipped", case.skip
+        elif pending and not mine:
+            row["status"], row["reason"] = "pending", "not run yet"
         elif not good:
             row["status"] = "failed"
             row["reason"] = next((r["error"] for r in mine if r["error"]), "not run (interrupted)")
@@ -145,17 +175,22 @@ def table(rows: list[dict[str, Any]], columns: list[Column], rounds: int) -> tup
         cells = [cell(row, col, rounds) for col in columns]
         if row["status"] != "ok":  # in the first figure's column, so parameters stay readable
             first = next((i for i, c in enumerate(columns) if c.source[:2] in ("m:", "v:", "r:", "d:")), 1)
-            cells[first] = row["status"].upper()
+            # "pending" in lower case: not yet run is not a verdict, unlike FAILED and SKIPPED
+            cells[first] = "pending" if row["status"] == "pending" else row["status"].upper()
         body.append(cells)
-    return [c.header for c in columns], body
+    return [c.title for c in columns], body
 
 
 def plain_table(headers: list[str], body: list[list[str]]) -> str:
-    widths = [max([len(h)] + [len(b[i]) for b in body]) for i, h in enumerate(headers)]
+    """Left-aligned first column, right-aligned figures; a header may span lines (``\\n``)."""
+    split = [h.split("\n") for h in headers]
+    depth = max((len(h) for h in split), default=1)
+    widths = [max([len(x) for x in h] + [len(b[i]) for b in body]) for i, h in enumerate(split)]
 
     def line(cells: list[str]) -> str:
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths)] + [line(b) for b in body])
+    head = [line([h[d] if d < len(h) else "" for h in split]) for d in range(depth)]
+    return "\n".join(head + ["  ".join("-" * w for w in widths)] + [line(b) for b in body])
 
 
 def not_measured(rows: list[dict[str, Any]]) -> list[str]:

@@ -1,0 +1,201 @@
+"""What every connection gives a protocol, whatever the scheme: the connection contract.
+
+Three classes implement it -- the reactor's :class:`~netcore.reactor.connection.Connection`
+(handlers run on the loop thread), :class:`~netcore.reactor.deferred.DeferredConnection`
+(handlers run on other threads) and
+:class:`~netcore.reactor.blocking_connection.BlockingConnection` (one thread does
+everything with blocking calls). A protocol written against this contract never needs to
+know which one it has; docs/plugin-authoring.md states the guarantees.
+
+The contract, in short:
+
+* ``submit(handler, request, count=1)`` runs ``handler(request)`` where the scheme says
+  and writes the reply it returns, replies in submission order. ``count`` is how many
+  requests the submission stands for (a batch of pipelined commands is one submission):
+  the ``requests`` statistic is kept here, not by protocols.
+* ``serial = True`` on the protocol class: at most one submission in flight per
+  connection; later ones wait here, in order, and the connection stops reading while
+  too many wait. (Only the threaded schemes can have two in flight; everywhere else the
+  flag costs nothing.) Needed by protocols whose handlers share per-connection state
+  (a transaction, a streamed response).
+* ``job_done()`` on the protocol, if it defines it, runs on the I/O thread after each
+  submission's reply has been handed to the connection: where a protocol moves its
+  keep-alive deadline, closes after a final reply (``discard_waiting()`` then drops
+  what was read after it), or resumes reading.
+* A handler may return :data:`LATER`: the reply is not finished; the protocol ends it
+  with ``connection.job_finished(reply)`` (from any thread). Submissions made meanwhile
+  wait behind it.
+* ``send(data)``, callable from the handler, on whatever thread it runs, streams output
+  with flow control: on a handler thread it blocks while more than ``high_water`` bytes
+  are queued or on their way to the loop; on the I/O thread it never blocks and returns
+  False once output is above ``high_water`` -- stop producing and continue in
+  ``resume_writing()``. Raises :class:`ConnectionClosed` once the peer is gone.
+* ``set_deadline(at, callback)`` / ``cancel_deadline()``: ``callback()`` runs on the I/O
+  thread once ``time.monotonic()`` passes ``at``. The reactor maps this to its timers
+  (lazily: moving a deadline later costs no timer operation), the blocking connection to
+  a receive timeout. One deadline per connection, which is what header, body and
+  keep-alive timeouts need.
+* ``count_error()``: count a failure in the worker's statistics, from any thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from typing import Any, Callable
+
+
+class _Later:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "LATER"
+
+
+#: What a handler returns when its reply is not finished yet (see ``job_finished``).
+LATER: Any = _Later()
+
+
+class ConnectionClosed(ConnectionError):
+    """Raised by ``send`` (and ``job_finished``'s writes) once the connection is closed."""
+
+
+#: Submissions that may wait behind a busy one before the connection stops reading.
+QUEUED_JOBS_LIMIT = 64
+
+
+class ConnectionBase:
+    """The state and the job queue every connection class shares.
+
+    Subclasses implement ``write``, ``pause_reading``/``resume_reading``, the deadline
+    methods and their own fast ``submit``; the queue of waiting submissions (for a
+    ``serial`` protocol, or behind a :data:`LATER` reply) is kept here once.
+    """
+
+    __slots__ = (
+        "peer", "owner", "protocol", "bytes_received", "bytes_sent", "requests", "pending",
+        "_jobs", "_job_open", "_job_done", "_serial",
+    )
+
+    def _init_base(self, owner: Any, peer: Any) -> None:
+        self.peer = peer
+        self.owner = owner
+        self.protocol: Any = None
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        #: Requests submitted (``count`` per submission): the ``requests`` statistic.
+        self.requests = 0
+        #: Submissions whose reply is not yet written (running, waiting, or LATER).
+        self.pending = 0
+        self._jobs: collections.deque | None = None
+        self._job_open = False
+        self._job_done: Callable[[], Any] | None = None
+        self._serial = False
+
+    def _adopt_protocol(self, protocol: Any) -> None:
+        """Read once what the protocol declares: nothing is looked up per request."""
+        self.protocol = protocol
+        self._serial = bool(getattr(protocol, "serial", False))
+        self._job_done = getattr(protocol, "job_done", None)
+
+    # -- waiting submissions --------------------------------------------------------------
+    def _queue_job(self, handler: Callable[[Any], Any], request: Any) -> None:
+        jobs = self._jobs
+        if jobs is None:
+            jobs = self._jobs = collections.deque()
+        jobs.append((handler, request))
+        self.pending += 1
+        if len(jobs) >= QUEUED_JOBS_LIMIT:
+            self._pause_for_jobs()
+
+    def discard_waiting(self) -> int:
+        """Drop the submissions waiting behind the one in flight; returns how many.
+
+        For a protocol's final reply (HTTP ``Connection: close``, RESP ``QUIT``, a
+        protocol error): what was read after it must not be answered, and under a pool it
+        may already wait here. Call it from ``job_done`` before ``close()``. Submissions
+        already handed to handler threads (a protocol that is not ``serial``) are not
+        waiting and still get their replies.
+        """
+        jobs = self._jobs
+        if not jobs:
+            return 0
+        count = len(jobs)
+        jobs.clear()
+        self.pending -= count
+        self._resume_for_jobs()
+        return count
+
+    def _pause_for_jobs(self) -> None:
+        """Too many submissions wait: stop reading (subclasses know how)."""
+
+    def _resume_for_jobs(self) -> None:
+        """The waiting submissions drained: read again."""
+
+    def job_finished(self, reply: Any = None) -> None:
+        """End the submission whose handler returned :data:`LATER`, writing ``reply`` last.
+
+        On the I/O thread here; :class:`DeferredConnection` also accepts other threads.
+        """
+        if not self._job_open:
+            raise RuntimeError("job_finished() without a submission that returned LATER")
+        self._job_open = False
+        self.pending -= 1
+        if reply:
+            self.write(reply)
+        done = self._job_done
+        if done is not None and not self.closed:
+            done()
+        self._run_waiting()
+
+    def _run_waiting(self) -> None:
+        """Start the submissions that waited, in order, until one stays open (I/O thread)."""
+        jobs = self._jobs
+        while jobs and not self._job_open and not self.closed:
+            handler, request = jobs.popleft()
+            self.pending -= 1
+            if len(jobs) == QUEUED_JOBS_LIMIT // 2:
+                self._resume_for_jobs()
+            self._start_job(handler, request)
+        if not jobs:
+            self._resume_for_jobs()
+        if not self.pending:
+            self._replies_done()
+
+    def _start_job(self, handler: Callable[[Any], Any], request: Any) -> None:
+        """Run one waiting submission now (counted already)."""
+        raise NotImplementedError
+
+    def _send_file(self, out_fd: int, fd: int, offset: int, count: int) -> int:
+        """``os.sendfile`` until ``count`` bytes, the end of the file, or a full socket.
+
+        The part of ``sendfile`` both socket kinds share: a non-blocking socket stops at
+        EAGAIN with what it took; a failed send closes the connection.
+        """
+        sent = 0
+        try:
+            while sent < count:
+                n = os.sendfile(out_fd, fd, offset + sent, count - sent)
+                if n == 0:
+                    break
+                sent += n
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            self.bytes_sent += sent
+            self.abort(exc)
+            raise ConnectionClosed("the peer is gone") from exc
+        self.bytes_sent += sent
+        return sent
+
+    def abort(self, exc: BaseException | None = None) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _replies_done(self) -> None:
+        """Nothing is owed any more: finish a close that waited for the replies."""
+
+    # -- interface the subclasses implement ------------------------------------------------
+    closed: bool
+
+    def write(self, data: Any) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
