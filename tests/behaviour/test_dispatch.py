@@ -10,8 +10,6 @@ time N x D: a behaviour that is either there or not, with a wide margin, not a s
 
 from __future__ import annotations
 
-import os
-import random
 import socket
 import threading
 import time
@@ -85,97 +83,6 @@ def test_iterative_serves_one_client_at_a_time(start_server, combination, dispat
     first.close()
     assert second.recv(10) == b"two"  # served once the first has left
     second.close()
-    assert server.stop() == 0
-
-
-def test_pipelined_requests_come_back_in_order(start_server, combination, dispatch):
-    """Many small requests in flight on one connection; a pool finishes them out of order."""
-    server = start_server(*combination, "--protocol", "echo", "--set", "echo_burn=0.0005")
-    rng = random.Random(7)
-    messages = [b"<%d:%s>" % (i, rng.randbytes(rng.randint(1, 300)).hex().encode()) for i in range(400)]
-    expected = b"".join(messages)
-    with socket.create_connection(server.address, timeout=30) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        received = bytearray()
-
-        def read_all():
-            while len(received) < len(expected):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return
-                received.extend(chunk)
-
-        reader = threading.Thread(target=read_all)
-        reader.start()
-        for message in messages:
-            sock.sendall(message)  # separate sends: many separate reads, many requests
-        reader.join(60)
-    assert bytes(received) == expected
-    assert server.stop() == 0
-    stats = server.stopped_event()["stats"]
-    assert stats["requests"] > 1
-
-
-def test_handler_error_closes_only_its_connection(start_server, combination, dispatch, tmp_path):
-    """A handler that raises: its connection closes, the error is logged once, others go on."""
-    if dispatch in SERIAL_DISPATCHES:
-        pytest.skip("needs two clients at once")
-    plugin = tmp_path / "netcore_failing_proto.py"
-    plugin.write_text(
-        "from netcore import hookimpl\n"
-        "from netcore.protocol import Protocol\n"
-        "def handle(request):\n"
-        "    if request.startswith(b'boom'):\n"
-        "        raise ValueError('handler failed on purpose')\n"
-        "    return request\n"
-        "class Failing(Protocol):\n"
-        "    def data_received(self, data):\n"
-        "        self.connection.submit(handle, data)\n"
-        "@hookimpl\n"
-        "def netcore_register_protocols(registry):\n"
-        "    registry.register('failing', 'netcore_failing_proto:Failing', 'fails on boom')\n"
-    )
-    server = start_server("-p", "netcore_failing_proto", *combination, "--protocol", "failing",
-                          env={"PYTHONPATH": str(tmp_path)})
-    with socket.create_connection(server.address, timeout=30) as good, \
-            socket.create_connection(server.address, timeout=30) as bad:
-        good.sendall(b"fine")
-        assert good.recv(10) == b"fine"
-        bad.sendall(b"boom")
-        try:
-            assert bad.recv(10) == b""
-        except ConnectionResetError:
-            pass
-        good.sendall(b"still")
-        assert good.recv(10) == b"still"
-    assert server.stop() == 0
-    failures = [e for e in server.events if e.get("event") in ("connection.protocol_failed", "connection.handler_failed")]
-    assert len(failures) == 1 and "handler failed on purpose" in str(failures[0])
-    assert server.stopped_event()["stats"]["errors"] == 1
-
-
-def _threads_and_fds(pid):
-    return len(os.listdir(f"/proc/{pid}/task")), len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def test_no_threads_or_fds_left_behind_by_clients(start_server, combination, dispatch):
-    """After clients leave, the server is back to the threads and fds it had before them."""
-    server = start_server(*combination, "--protocol", "echo")
-    workers = int(combination[combination.index("--workers") + 1]) if "--workers" in combination else 1
-    for index in range(workers):  # every worker fully set up: its loop, its fds
-        server.wait_event("worker.started", 10, worker=index + (1 if dispatch.startswith("multi-reactor") else 0))
-    baseline = _threads_and_fds(server.pid)
-    clients = 1 if dispatch in SERIAL_DISPATCHES else 20
-    socks = [socket.create_connection(server.address, timeout=30) for _ in range(clients)]
-    for i, sock in enumerate(socks):
-        sock.sendall(b"hello %d" % i)
-    for i, sock in enumerate(socks):
-        assert sock.recv(100) == b"hello %d" % i
-        sock.close()
-    deadline = time.monotonic() + 10
-    while _threads_and_fds(server.pid) != baseline:  # connection threads end after their client
-        assert time.monotonic() < deadline, f"{_threads_and_fds(server.pid)} != {baseline} (threads, fds)"
-        time.sleep(0.05)
     assert server.stop() == 0
 
 
