@@ -135,11 +135,10 @@ class ConnectionBase:
     def job_finished(self, reply: Any = None) -> None:
         """End the submission whose handler returned :data:`LATER`, writing ``reply`` last.
 
-        On the I/O thread here; :class:`DeferredConnection` also accepts other threads.
+        On the I/O thread here; the reactor connections also accept other threads.
         """
         if not self._job_open:
             raise RuntimeError("job_finished() without a submission that returned LATER")
-        self._job_open = False
         self.pending -= 1
         if reply:
             self.write(reply)
@@ -149,21 +148,29 @@ class ConnectionBase:
         self._run_waiting()
 
     def _run_waiting(self) -> None:
-        """Start the submissions that waited, in order, until one stays open (I/O thread)."""
+        """The open submission ended: start the waiting ones, in order (I/O thread).
+
+        ``_job_open`` stays set while they run -- one invariant keeps every ``submit`` a
+        single test: a submission waits whenever ``_job_open`` is set, and submissions
+        wait only then, so nothing submitted meanwhile (from ``job_done``, say) can
+        overtake one that waited. It is cleared once none is left or none stayed open.
+        """
         jobs = self._jobs
-        while jobs and not self._job_open and not self.closed:
+        while jobs and not self.closed:
             handler, request = jobs.popleft()
             self.pending -= 1
             if len(jobs) == QUEUED_JOBS_LIMIT // 2:
                 self._resume_for_jobs()
-            self._start_job(handler, request)
-        if not jobs:
+            if self._start_job(handler, request):
+                return  # this one is open now (LATER, or in flight on another thread)
+        self._job_open = False
+        if jobs is not None:
             self._resume_for_jobs()
         if not self.pending:
             self._replies_done()
 
-    def _start_job(self, handler: Callable[[Any], Any], request: Any) -> None:
-        """Run one waiting submission now (counted already)."""
+    def _start_job(self, handler: Callable[[Any], Any], request: Any) -> bool:
+        """Run one waiting submission now (counted already); True if it stays open."""
         raise NotImplementedError
 
     def _send_file(self, out_fd: int, fd: int, offset: int, count: int) -> int:

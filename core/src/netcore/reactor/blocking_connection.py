@@ -166,12 +166,13 @@ class BlockingConnection(ConnectionBase):
         else to send the work, and nothing else for this thread to do while it runs.
         """
         self.requests += count
-        if self._job_open or self._jobs:
+        if self._job_open:
             self._queue_job(handler, request)
             return
-        self._start_job(handler, request)
+        if self._start_job(handler, request):
+            self._job_open = True
 
-    def _start_job(self, handler: Callable[[Any], Any], request: Any) -> None:
+    def _start_job(self, handler: Callable[[Any], Any], request: Any) -> bool:
         self.pending += 1
         try:
             reply = handler(request)
@@ -179,14 +180,14 @@ class BlockingConnection(ConnectionBase):
             self.pending -= 1
             raise
         if reply is LATER:
-            self._job_open = True
-            return
+            return True
         self.pending -= 1
         if reply:
             self.write(reply)
         done = self._job_done
         if done is not None and self._state != _CLOSED:
             done()
+        return False
 
     def send(self, data: bytes | bytearray | memoryview) -> bool:
         """Stream output: blocks until the kernel has taken it (the flow control is the

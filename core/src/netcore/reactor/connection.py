@@ -286,7 +286,7 @@ class Connection(ConnectionBase):
         number of requests this submission stands for.
         """
         self.requests += count
-        if self._job_open or self._jobs:
+        if self._job_open:
             self._queue_job(handler, request)  # behind a reply still being produced
             return
         reply = handler(request)
@@ -311,24 +311,25 @@ class Connection(ConnectionBase):
                 if sent < len(reply):
                     self._queue_remainder(reply, sent)
         done = self._job_done
-        if done is not None and self._state != _CLOSED:
-            done()
+        if done is not None:
+            if self._state != _CLOSED:
+                done()
 
-    def _start_job(self, handler: Callable[[Any], Any], request: Any) -> None:
+    def _start_job(self, handler: Callable[[Any], Any], request: Any) -> bool:
         try:
             reply = handler(request)
         except Exception as exc:
             self._protocol_failed(exc)
-            return
+            return False
         if reply is LATER:
-            self._job_open = True
             self.pending += 1
-            return
+            return True
         if reply:
             self.write(reply)
         done = self._job_done
         if done is not None and self._state != _CLOSED:
             done()
+        return False
 
     def job_finished(self, reply: Any = None) -> None:
         """End the submission whose handler returned LATER; from any thread (hops to the loop)."""
