@@ -459,3 +459,37 @@ def test_count_error_from_the_handler_thread(harness):
     got, stats = harness(Failing).serve(client)
     assert got == b"counted\n"
     assert stats.errors == 1
+
+
+# -- post(): writes from another thread --------------------------------------------------------
+
+
+class Poster(Protocol):
+    """A request starts a thread that posts 200 numbered lines (as a publisher would)."""
+
+    def data_received(self, data):
+        connection = self.connection
+
+        def publish():
+            for i in range(200):
+                connection.post(b"m%d\n" % i)
+
+        self.thread = threading.Thread(target=publish, daemon=True)
+        self.thread.start()
+
+
+def test_post_from_another_thread_arrives_whole_and_in_order(harness):
+    def client(port):
+        sock = client_socket(port)
+        sock.sendall(b"go")
+        want = b"".join(b"m%d\n" % i for i in range(200))
+        got = b""
+        while len(got) < len(want):
+            data = sock.recv(65536)
+            assert data, "EOF before every posted line"
+            got += data
+        sock.close()
+        return got == want
+
+    in_order, _stats = harness(Poster).serve(client)
+    assert in_order

@@ -28,6 +28,9 @@ class Dispatcher:
     #: What WSGI's ``wsgi.multithread`` / ``wsgi.multiprocess`` must say under this scheme.
     multithread = False
     multiprocess = False
+    #: Handlers run on threads other than the connection's I/O thread
+    #: (``server.concurrency.handler_threads``).
+    handler_threads = False
 
     def __init__(self, config: Config, registration: Registration | None = None) -> None:
         self.config = config

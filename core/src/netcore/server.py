@@ -44,6 +44,12 @@ class Concurrency:
     #: An event loop drives the connections (False: the blocking schemes, where each
     #: connection has a thread or process of its own and there is no ``connection.loop``).
     event_loop: bool
+    #: Handlers run on threads other than the connection's I/O thread (thread,
+    #: thread-per-connection, pool, multi-reactor-pool): a handler may then wait for more
+    #: input from its connection (a request body still arriving) without stalling the
+    #: I/O. False where the handler runs on the thread that reads (inline, multi-reactor,
+    #: prefork, and the blocking schemes): there it must have all its input first.
+    handler_threads: bool = False
 
 
 class Server:
@@ -67,7 +73,8 @@ class Server:
     def _concurrency(self) -> Concurrency:
         dispatcher = self.dispatcher
         return Concurrency(multithread=bool(dispatcher.multithread), multiprocess=bool(dispatcher.multiprocess),
-                           event_loop=bool(dispatcher.uses_poller))
+                           event_loop=bool(dispatcher.uses_poller),
+                           handler_threads=bool(getattr(dispatcher, "handler_threads", False)))
 
     # -- what dispatchers use ------------------------------------------------------------
     def new_poller(self) -> Any:

@@ -36,6 +36,11 @@ The contract, in short:
   a receive timeout. One deadline per connection, which is what header, body and
   keep-alive timeouts need.
 * ``count_error()``: count a failure in the worker's statistics, from any thread.
+* ``run_on_io_thread(callback, *args)``: run something on the connection's I/O thread
+  from any thread (muduo's ``runInLoop``): at once if already there, else posted to its
+  loop. ``post(data)`` is the write made that way -- never blocking, written in the order
+  posted -- for output that does not answer this connection's own request (a Pub/Sub
+  message published by another client, on another loop).
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class BlockingConnection(ConnectionBase):
     __slots__ = (
         "sock", "fd",
         "_factory", "_recv_size", "_linger_timeout", "_state", "_eof", "_paused", "_stop", "_sockets_lock",
-        "_deadline_at", "_deadline_cb", "_rcvtimeo", "__weakref__",
+        "_deadline_at", "_deadline_cb", "_rcvtimeo", "_write_lock", "__weakref__",
     )
 
     #: There is no event loop: the serving thread itself waits in the kernel. Code that
@@ -81,6 +81,9 @@ class BlockingConnection(ConnectionBase):
         self._deadline_at = 0.0
         self._deadline_cb: Callable[[], Any] | None = None
         self._rcvtimeo = False  # SO_RCVTIMEO is set on the socket
+        #: Serialises this thread's writes with post() from other threads: a message
+        #: posted from elsewhere must never land inside a reply being sent.
+        self._write_lock = threading.Lock()
         self._factory = protocol_factory
         self._recv_size = recv_size
         self._linger_timeout = linger_timeout
@@ -209,6 +212,18 @@ class BlockingConnection(ConnectionBase):
         """Count a failure in the worker's statistics (the worker locks)."""
         self.owner.count_error()
 
+    def run_on_io_thread(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` now, on the calling thread.
+
+        A blocking connection has no loop to post to: its thread sleeps in ``recv``. What
+        a protocol runs this way (resume reading, write) is safe from any thread here.
+        """
+        callback(*args)
+
+    def post(self, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` from any thread; blocks while the kernel's buffer is full."""
+        self.write(data)
+
     # -- deadlines ----------------------------------------------------------------------
     def set_deadline(self, at: float, callback: Callable[[], Any]) -> None:
         """``callback()`` runs on this thread once ``time.monotonic()`` passes ``at``.
@@ -254,16 +269,17 @@ class BlockingConnection(ConnectionBase):
             return  # already sent FIN or closed: nothing more can reach the peer
         send = self.sock.send
         try:
-            # A blocking send takes everything unless a signal interrupts it; sendall()
-            # would do the same but could not say how much went out before an error.
-            sent = send(data)
-            self.bytes_sent += sent
-            if sent < (data.nbytes if isinstance(data, memoryview) else len(data)):
-                view = memoryview(data).cast("B")[sent:]
-                while view:
-                    sent = send(view)
-                    self.bytes_sent += sent
-                    view = view[sent:]
+            with self._write_lock:
+                # A blocking send takes everything unless a signal interrupts it; sendall()
+                # would do the same but could not say how much went out before an error.
+                sent = send(data)
+                self.bytes_sent += sent
+                if sent < (data.nbytes if isinstance(data, memoryview) else len(data)):
+                    view = memoryview(data).cast("B")[sent:]
+                    while view:
+                        sent = send(view)
+                        self.bytes_sent += sent
+                        view = view[sent:]
         except PEER_GONE as exc:
             self.abort(exc)
 

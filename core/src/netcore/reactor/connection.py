@@ -375,6 +375,26 @@ class Connection(ConnectionBase):
         """Count a failure (an app error, say) in the worker's statistics."""
         self.owner.count_error()
 
+    def run_on_io_thread(self, callback: Callable[..., Any], *args: Any) -> None:
+        """``callback(*args)`` on this connection's loop thread: now if on it, else posted."""
+        loop = self.loop
+        if loop.in_loop_thread():
+            callback(*args)
+        else:
+            loop.call_soon_threadsafe(callback, *args)
+
+    def post(self, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` from any thread without waiting (dropped once the connection closed).
+
+        Not flow-controlled: the caller bounds what it posts (check ``output_size``, as a
+        Pub/Sub output-buffer limit does). Posts from one thread arrive in their order.
+        """
+        loop = self.loop
+        if loop.in_loop_thread():
+            self.write(data)
+        else:
+            loop.call_soon_threadsafe(self.write, data)
+
     def _replies_done(self) -> None:
         """If nothing is owed any more, finish a close that was waiting for the replies."""
         if not self.pending and (self._eof or self._state == _CLOSING) and not self._out:

@@ -114,6 +114,10 @@ def adopt(worker, sock, peer) -> None:
 class MultiReactorPoolDispatcher(MultiReactorDispatcher):
     """Scheme 11: scheme 9 plus a pool of ``--threads`` handler threads (0: scheme 9)."""
 
+    @property
+    def handler_threads(self) -> bool:
+        return self.config.threads > 0
+
     def make_executor(self, server):
         config = server.config
         if config.threads == 0:

@@ -16,6 +16,7 @@ class ThreadPerTaskDispatcher(SingleReactorDispatcher):
     """Scheme 6: every request's handler runs in a thread started for it."""
 
     multithread = True
+    handler_threads = True
 
     def make_executor(self, server):
         config = server.config
@@ -26,6 +27,7 @@ class ThreadPerConnectionDispatcher(SingleReactorDispatcher):
     """Scheme 7: each connection's handlers run in that connection's own thread."""
 
     multithread = True
+    handler_threads = True
 
     def make_executor(self, server):
         return ThreadPerConnectionExecutor()
@@ -35,6 +37,7 @@ class PoolDispatcher(SingleReactorDispatcher):
     """Scheme 8: handlers run in a fixed pool of ``--threads`` threads."""
 
     multithread = True
+    handler_threads = True
 
     def make_executor(self, server):
         config = server.config
