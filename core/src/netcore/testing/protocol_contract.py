@@ -181,10 +181,15 @@ class ProtocolContract:
             raise
 
     @pytest.fixture(scope="class")
-    def contract_server(self, scheme):
+    @classmethod
+    def contract_server(cls, scheme):
         """One server per scheme for the tests that do not stop it; checked at the end:
-        exit 0, every connection closed, no error."""
-        server = self.start(scheme)
+        exit 0, every connection closed, no error.
+
+        A class-scoped fixture is a classmethod (pytest gives each test a new instance);
+        an instance of its own calls the overridable hooks (``start``, ``server_env``).
+        """
+        server = cls().start(scheme)
         try:
             yield server
             assert server.stop() == 0, server.describe()
