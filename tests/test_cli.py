@@ -20,15 +20,23 @@ from netcore.testing.server_process import run_netcore
 REPO = Path(__file__).resolve().parents[1]
 
 
-def fake_distribution(root: Path, dist: str, entry_name: str, module: str, source: str | None) -> str:
-    """Install-by-hand a distribution with one ``netcore`` entry point; returns the path to add."""
+def fake_distribution(root: Path, dist: str, entry_name: str, module: str, source: str | None,
+                      requires: str = "", files: dict[str, str] | None = None) -> str:
+    """Install-by-hand a distribution with one ``netcore`` entry point; returns the path to add.
+
+    ``requires``: one ``Requires-Dist`` line (a ``netcore-host`` pin); ``files``: more
+    modules beside the plugin's (an implementation the test watches being imported).
+    """
     site = root / "site"
     info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
     info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    metadata = f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n"
+    (info / "METADATA").write_text(metadata + (f"Requires-Dist: {requires}\n" if requires else ""))
     (info / "entry_points.txt").write_text(f"[netcore]\n{entry_name} = {module}\n")
     if source is not None:
         (site / f"{module}.py").write_text(textwrap.dedent(source))
+    for name, text in (files or {}).items():
+        (site / name).write_text(textwrap.dedent(text))
     return str(site)
 
 

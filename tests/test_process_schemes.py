@@ -305,3 +305,56 @@ def test_stuck_worker_is_killed_and_replaced(dispatch):
         replacement = server.wait_events("worker.started", 2, timeout=20)[1]
         assert replacement["worker"] == 0 and replacement["pid"] != stuck
         assert server.stop() == 0
+
+
+# -- heartbeat: stopped versus starved ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("dispatch", ["prefork", "prefork-blocking"])
+def test_a_stopped_worker_is_caught_within_the_timeout(dispatch):
+    with ServerProcess("--dispatch", dispatch, "--acceptor", "shared", "--workers", "2", "--timeout", "1.5") as server:
+        pids = [e["pid"] for e in server.wait_events("worker.started", 2)]
+        stopped_at = time.monotonic()
+        os.kill(pids[0], signal.SIGSTOP)
+        timeout = server.wait_event("worker.timeout", 10, pid=pids[0])
+        # within the timeout plus a master turn (a beat interval is timeout/4)
+        assert time.monotonic() - stopped_at < 1.5 + 1.0
+        assert timeout["silent"] >= 1.5
+        os.kill(pids[0], signal.SIGCONT)  # SIGKILL follows anyway; CONT lets SIGABRT's handler run
+        server.wait_event("worker.exited", 10, pid=pids[0])
+        server.wait_events("worker.started", 3, timeout=20)
+        assert not server.events_named("worker.timeout")[1:]  # the healthy one was left alone
+        assert server.stop() == 0
+
+
+def _starve(pid: int, cpu: int) -> None:
+    """Make ``pid`` wait for a CPU: pinned to ``cpu`` at the idle scheduling class."""
+    os.sched_setaffinity(pid, {cpu})
+    os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs SCHED_IDLE and two CPUs")
+def test_a_worker_starved_of_cpu_is_not_killed():
+    cpus = sorted(os.sched_getaffinity(0))
+    with ServerProcess("--dispatch", "prefork", "--acceptor", "shared", "--workers", "1", "--timeout", "1") as server:
+        worker = server.wait_events("worker.started", 1)[0]["pid"]
+        os.sched_setaffinity(server.pid, {cpus[1]})  # the master keeps a CPU of its own
+        # A CPU hog at normal priority on the worker's CPU for 2 timeouts (below the 3 a
+        # starved worker is spared): a busy host.
+        hog = subprocess.Popen([sys.executable, "-c", "import os, time\n"
+                                f"os.sched_setaffinity(0, {{{cpus[0]}}})\n"
+                                "end = time.monotonic() + 2\n"
+                                "while time.monotonic() < end: pass\n"])
+        try:
+            _starve(worker, cpus[0])
+            hog.wait(20)  # SCHED_IDLE still lets it beat now and then: it must merely survive
+        finally:
+            hog.kill()
+            hog.wait()
+        assert not server.events_named("worker.timeout"), server.describe()
+        os.sched_setscheduler(worker, os.SCHED_OTHER, os.sched_param(0))
+        assert echo_once(server.address, b"alive") == b"alive"
+        assert not server.events_named("worker.timeout")
+        assert worker in child_pids(server.pid)
+        assert server.stop() == 0

@@ -50,6 +50,8 @@ class Listener:
     path: str | None = None
     #: Handed over by systemd or ``fd://N``: not ours to unlink or to re-bind.
     inherited: bool = False
+    #: Asked for as ``tls:ADDR``: connections on it speak TLS (reactor/admission.py).
+    tls: bool = False
 
     def fileno(self) -> int:
         return self.sock.fileno()

@@ -12,7 +12,7 @@ import attrs
 
 from netcore.config import Config
 from netcore.errors import AssemblyError
-from netcore.plugins import PluginHost
+from netcore.plugins import PluginHost, install_hint
 from netcore.registry import FAMILIES, Registration
 
 #: The setting that selects each family.
@@ -35,27 +35,45 @@ class Assembly:
 
 
 def select(host: PluginHost, config: Config) -> Assembly:
-    """Look up the four selected names; unknown names say what is installed instead."""
+    """Look up the four selected names; unknown names say what is installed instead.
+
+    Every missing family is named at once: a user who installed only a protocol learns
+    everything to install from one attempt, not one distribution per attempt.
+    """
     chosen = {}
+    missing = []
     for family in FAMILIES:
         setting = FAMILY_SETTING[family]
         name = config[setting]
-        registry = host.registries[family]
-        entry = registry.get(name) if name else None
+        entry = host.registries[family].get(name) if name else None
         if entry is None:
-            installed = ", ".join(registry.names()) or "none"
-            hint = ""
-            broken = host.broken()
-            if broken:
-                hint = "; plugins that failed to load: " + ", ".join(f"{p.name} ({p.error})" for p in broken)
-            if not len(registry):
-                hint += "; install plugins (see 'netcore plugins')"
-            raise AssemblyError(
-                f"setting {setting!r} (from {config.source(setting)}): no {family} named {name!r}; "
-                f"allowed: {installed}{hint}"
-            )
+            missing.append(_missing(host, config, family, setting, name))
         chosen[family] = entry
+    if missing:
+        raise AssemblyError("; ".join(missing))
     return Assembly(config=config, **chosen)
+
+
+_NOUNS = {"dispatch": "dispatcher"}
+
+
+def _missing(host: PluginHost, config: Config, family: str, setting: str, name: str) -> str:
+    """The one line for a selected name no plugin registered: what is there, and what to install.
+
+    A user of published wheels who installed ``netcore-host netcore-resp`` has no poller at
+    all; "see 'netcore plugins'" would send them to a list that has no poller either, so the
+    line names the distribution to install.
+    """
+    registry = host.registries[family]
+    broken = host.broken()
+    hint = ("; plugins that failed to load: " + ", ".join(f"{p.name} ({p.error})" for p in broken)) if broken else ""
+    where = f"setting {setting!r} (from {config.source(setting)})"
+    if not len(registry):
+        install = install_hint(family, name) or install_hint(family)
+        return f"{where}: no {_NOUNS.get(family, family)} is installed: {install}{hint}"
+    install = install_hint(family, name) if family == "protocol" else ""
+    return (f"{where}: no {family} named {name!r}; allowed: {', '.join(registry.names())}"
+            + (f"; to get {name!r}: {install}" if install else "") + hint)
 
 
 def check(host: PluginHost, assembly: Assembly) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -26,7 +27,7 @@ from typing import Any, Callable, Sequence
 import attrs
 
 from netcore import __version__
-from netcore.errors import UsageError
+from netcore.errors import SettingError, UsageError
 from netcore.plugins import PluginHost
 from netcore.settings import Settings
 
@@ -34,10 +35,13 @@ EXIT_USAGE = 2
 
 INSTALL_HINT = (
     "install plugin distributions to get pollers, acceptors, dispatchers and protocols: "
-    "from a netcore checkout, 'pip install -r requirements.txt' "
-    "(or 'pip install ./plugins/netcore-pollers ./plugins/netcore-acceptors "
-    "./plugins/netcore-dispatch ./plugins/netcore-echo')"
+    "'pip install netcore-server' (the host and the default plugins; 'netcore-server[all]' adds "
+    "http, resp and bench); from a netcore checkout, 'pip install -r requirements.txt'"
 )
+
+#: gunicorn's short flags, taken where netcore has no flag of its own by that letter:
+#: ``-b ADDR`` and ``-w N`` mean what a gunicorn user types them for.
+SHORT_FLAGS = {"bind": "-b", "workers": "-w"}
 
 
 #: The host's own commands; a plugin may not add one of these names.
@@ -163,6 +167,42 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+def check_plugin_options(host: PluginHost, blocked: Sequence[str], extra: Sequence[str]) -> None:
+    """``-p`` given something that is no plugin is an error that says what ``-p`` is for.
+
+    gunicorn's ``-p FILE`` is its pid file: ``netcore serve -p app.pid`` used to become
+    "plugin app.pid is broken" and a server that ran anyway, without the file the user
+    asked for. A module that exists but fails to import stays a broken plugin (reported,
+    fatal only when selected), as for entry points.
+    """
+    for module in extra:
+        info = host.plugins.get(module)
+        if info is None or info.status != "broken" or _importable(module):
+            continue
+        eps = [ep for ep in importlib.metadata.entry_points(group="netcore") if ep.name == module]
+        named = (f"; {module!r} is the entry-point name of a plugin: load it with -p {eps[0].value}"
+                 if eps else "")
+        pid = ("a pid file (gunicorn's -p FILE) is --pid FILE" if "pid" in host.settings else
+               "gunicorn's -p FILE (a pid file) has no netcore flag here; the pid is in the server.started event")
+        raise UsageError(f"-p {module!r}: no module of that name to load as a plugin. -p MODULE loads a plugin "
+                         f"by import name and -p no:NAME blocks one by name ('netcore plugins' lists them)"
+                         f"{named}; {pid}")
+    if host.autoload:
+        known = {p.name for p in host.plugins.values()}
+        for name in blocked:
+            if name not in known:
+                print(f"netcore: warning: -p no:{name}: no plugin named {name!r} is installed "
+                      f"(installed: {', '.join(sorted(p.name for p in host.external_plugins())) or 'none'})",
+                      file=sys.stderr)
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or not a module name at all
+        return False
+
+
 def split_plugin_options(argv: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
     """Take ``-p no:NAME`` and ``-p MODULE`` out of ``argv``: (blocked, extra modules, rest)."""
     blocked: list[str] = []
@@ -183,14 +223,78 @@ def split_plugin_options(argv: Sequence[str]) -> tuple[list[str], list[str], lis
     return blocked, extra, rest
 
 
-def _add_setting_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
+def default_values(settings: Settings) -> dict[str, Any]:
+    """Each setting's value when nothing sets it, as a server started here would compute it.
+
+    Computed defaults (the poller from what is installed, the backlog from somaxconn) are
+    evaluated, in declaration order as :func:`netcore.config.resolve` does, so ``--help``
+    shows the value this machine would use rather than a description of the rule.
+    """
+    values: dict[str, Any] = {}
+    for setting in settings:
+        default = setting.default
+        if callable(default):
+            try:
+                default = default(values)
+            except Exception:  # a default that cannot be computed here is left undescribed
+                default = None
+        values[setting.name] = default
+    return values
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "none" if value in (None, "") else str(value)
+
+
+def _family_choices(family: str, registry) -> str:
+    """The names a family setting takes, from the registry (a third party's names too).
+
+    Reads registrations only: nothing is imported to show ``--help``. Dispatchers are in
+    the essay's scheme order, each with its number.
+    """
+    from netcore.plugins import install_hint
+
+    entries = sorted(registry, key=lambda e: (e.scheme if e.scheme is not None else 99, e.name))
+    names = [e.name + (f" ({e.scheme})" if e.scheme is not None else "")
+             + ("" if e.platform_ok() else " [not on this platform]") for e in entries]
+    return ", ".join(names) if names else f"none installed: {install_hint(family)}"
+
+
+def _setting_help(setting, default: Any, registries: dict) -> str:
+    from netcore.assembly import FAMILY_SETTING
+
+    families = {name: family for family, name in FAMILY_SETTING.items()}
+    parts = [setting.help]
+    if setting.name in families and families[setting.name] in registries:
+        family = families[setting.name]
+        parts.append(f"choices: {_family_choices(family, registries[family])}")
+    # "default" already in the help describes the rule; this is its value here.
+    parts.append(f"{'here' if 'default' in setting.help else 'default'}: {_shown(default)}")
+    return f"{'; '.join(parts)} [{setting.env}]".replace("%", "%%")
+
+
+def _add_app_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "app_spec", nargs="?", metavar="MODULE:CALLABLE",
+        help="the application to serve, as gunicorn takes it: the same as --app MODULE:CALLABLE, "
+             "with --protocol http unless a protocol is chosen otherwise (needs netcore-http)")
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, settings: Settings, registries: dict | None = None) -> None:
     group = parser.add_argument_group("settings (also NETCORE_<NAME> and keys of netcore.toml)")
+    defaults = default_values(settings)
     for setting in settings:
         kwargs: dict[str, Any] = {
             "dest": "setting_" + setting.name,
             "default": None,
             "metavar": setting.metavar or setting.type.upper(),
-            "help": f"{setting.help} [{setting.env}]".replace("%", "%%"),
+            "help": _setting_help(setting, defaults.get(setting.name), registries or {}),
         }
         if setting.type == "list":
             kwargs["action"] = "append"
@@ -199,7 +303,8 @@ def _add_setting_flags(parser: argparse.ArgumentParser, settings: Settings) -> N
             kwargs.update(nargs="?", const="true")
         if setting.type == "choice" and setting.metavar is None:
             kwargs["metavar"] = "{" + ",".join(setting.choice_list()) + "}"
-        group.add_argument(setting.flag, **kwargs)
+        short = SHORT_FLAGS.get(setting.name)
+        group.add_argument(*([short] if short else []), setting.flag, **kwargs)
     parser.add_argument("--config", metavar="FILE", help="TOML file of settings (default: ./netcore.toml if present)")
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="set any setting by name")
 
@@ -213,13 +318,29 @@ def build_parser(host: PluginHost, commands: Commands | None = None) -> argparse
     parser.add_argument("--version", action="version", version=f"netcore {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    serve = sub.add_parser("serve", help="run a server with the configured combination")
-    _add_setting_flags(serve, host.settings)
+    serve = sub.add_parser(
+        "serve", help="run a server with the configured combination",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a server: a poller, an acceptor, a dispatch scheme and a protocol, each chosen\n"
+                    "by name from the installed plugins ('netcore plugins' describes every name).",
+        epilog="examples:\n"
+               "  netcore serve                                  echo on 127.0.0.1:2007, one reactor\n"
+               "  netcore serve -b 127.0.0.1:8000 -w 4 --dispatch prefork myapp:application\n"
+               "                                                 a WSGI app, gunicorn-style\n"
+               "  netcore serve --protocol resp -b 127.0.0.1:6380   then: redis-cli -p 6380 ping\n"
+               "  netcore config --dispatch pool                 the effective settings, and their sources\n"
+               "-p MODULE / -p no:NAME (before 'serve') load or block a plugin; TERM stops gracefully.")
+    _add_app_argument(serve)
+    serve.add_argument("--check-config", action="store_true",
+                       help="validate exactly what serve would (settings, addresses, the combination, the "
+                            "application's import) and exit: 0 if it would start, 2 with the error if not")
+    _add_setting_flags(serve, host.settings, host.registries)
     plugins = sub.add_parser("plugins", help="list every implementation by family, and whether it can load")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
     config = sub.add_parser("config", help="show the effective configuration and where each value came from")
     config.add_argument("--json", action="store_true", help="machine-readable output")
-    _add_setting_flags(config, host.settings)
+    _add_app_argument(config)
+    _add_setting_flags(config, host.settings, host.registries)
     # Listed for --help only: main() hands a plugin command everything after its name.
     for command in commands or ():
         origin = command.distribution or command.plugin
@@ -237,10 +358,42 @@ def resolve_config(host: PluginHost, args: argparse.Namespace):
         value = getattr(args, "setting_" + setting.name, None)
         if value is not None:
             cli.append((setting.name, value, setting.flag))
-    config = resolve(host.settings, cli=cli, sets=args.set, config_file=args.config)
+    app = _positional_app(host, args, cli)
+    config = resolve(host.settings, cli=cli + app, sets=args.set, config_file=args.config)
+    if app and config.source("protocol") == "default" and "http" in host.registries["protocol"]:
+        config = resolve(host.settings, cli=cli + app + [("protocol", "http", APP_SOURCE)], sets=args.set,
+                         config_file=args.config)
     for warning in config.warnings:
         print(f"netcore: warning: {warning}", file=sys.stderr)
     return config
+
+
+#: The source ``netcore config`` names for what the positional app set.
+APP_SOURCE = "MODULE:CALLABLE argument"
+
+
+def _positional_app(host: PluginHost, args: argparse.Namespace, cli: list) -> list[tuple[str, Any, str]]:
+    """gunicorn's positional ``module:app``: the ``app`` setting, as ``--app`` would set it.
+
+    The ``app`` setting belongs to the http plugin; without it the argument has nothing to
+    serve, which is said instead of a server that ignores it.
+    """
+    spec = getattr(args, "app_spec", None)
+    if not spec:
+        return []
+    module, colon, attr = spec.partition(":")
+    if not (module and colon and attr):
+        raise UsageError(f"{spec!r} is not MODULE:CALLABLE: the one argument 'serve' takes is an application, "
+                         "as gunicorn's (myapp:application); settings are flags (see 'netcore serve --help')")
+    if "app" not in host.settings:
+        from netcore.plugins import install_hint
+
+        raise UsageError(f"{spec!r}: an application is served by the http protocol, which is not installed: "
+                         f"{install_hint('protocol', 'http')}")
+    given = next((value for name, value, _flag in cli if name == "app"), None)
+    if given is not None and given != spec:
+        raise UsageError(f"the application is given twice: {spec!r} and --app {given!r}")
+    return [("app", spec, APP_SOURCE)]
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -252,11 +405,45 @@ def cmd_serve(host: PluginHost, args: argparse.Namespace) -> int:
     config = resolve_config(host, args)
     log.configure(config.log_format, config.log_level)
     _warn_broken(host)
+    if config.get("chdir"):
+        _chdir(config.chdir)
     assembly = assemble(host, config)
     host.hook.netcore_configure(config=config)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a vanished peer is EPIPE on one socket
-    Server(assembly, host.hook).run()
+    server = Server(assembly, host.hook)  # imports the application: a broken one fails here
+    _check_operations(server)
+    if getattr(args, "check_config", False):
+        from netcore.checks import check_addresses
+
+        check_addresses(server)
+        print(f"netcore: configuration OK: {config.protocol} over {config.dispatch} on "
+              f"{', '.join(map(str, config.bind))}")
+        return 0
+    # What a HUP re-reads (the same sources, resolved again): see netcore_dispatch.deploy.
+    server.reconfigure = lambda: resolve_config(host, args)
+    server.run()
     return 0
+
+
+def _check_operations(server) -> None:
+    """The operations settings that only some schemes honour, and the identity to switch to."""
+    from netcore.privileges import check_identity
+
+    config = server.config
+    check_identity(config)
+    if config.get("reload") and not getattr(server.dispatcher, "supports_reload", False):
+        raise SettingError("reload", "true", "only under a master (--dispatch prefork or prefork-blocking; "
+                           "--workers 1 is enough for development)", "--reload")
+
+
+def _chdir(path: str) -> None:
+    """``--chdir``: before the application is imported (its relative imports and files)."""
+    try:
+        os.chdir(path)
+    except OSError as exc:
+        raise SettingError("chdir", path, f"an existing directory ({exc.strerror})", "--chdir") from None
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 def _warn_broken(host: PluginHost) -> None:
@@ -318,6 +505,10 @@ def cmd_plugins(host: PluginHost, args: argparse.Namespace, commands: Commands |
         out.append(INSTALL_HINT[0].upper() + INSTALL_HINT[1:] + ".")
     for family, rows in report["families"].items():
         if not rows:
+            if any(report["families"].values()):  # some plugins, but none of this family
+                from netcore.plugins import install_hint
+
+                out.append(f"{family}: none installed: {install_hint(family)}")
             continue
         out.append(f"{family}:")
         width = max(len(r["name"]) for r in rows)
@@ -381,6 +572,17 @@ def _broken_hint(exc: UsageError, host: PluginHost | None) -> str:
     return "; plugins that failed to load: " + ", ".join(f"{p.name} ({p.error})" for p in broken)
 
 
+def _provider_hint(exc: UsageError) -> str:
+    """``--protocol http`` where netcore-http is not installed: say what to install."""
+    from netcore.errors import SettingError
+    from netcore.plugins import install_hint
+
+    if not isinstance(exc, SettingError) or exc.name != "protocol":
+        return ""
+    hint = install_hint("protocol", str(exc.value))
+    return f"; to get {exc.value!r}: {hint}" if hint else ""
+
+
 COMMANDS = {"serve": cmd_serve, "plugins": cmd_plugins, "config": cmd_config}
 
 
@@ -395,6 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         blocked, extra, rest = split_plugin_options(argv)
         host = PluginHost(blocked=blocked, extra=extra)
+        check_plugin_options(host, blocked, extra)
         commands = collect_commands(host)
         if rest[:1] != ["plugins"]:  # `netcore plugins` lists them among its problems
             for problem in commands.problems:
@@ -414,7 +617,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_plugins(host, args, commands)
         return COMMANDS[args.command](host, args)
     except UsageError as exc:
-        print(f"netcore: error: {exc}{_broken_hint(exc, locals().get('host'))}", file=sys.stderr)
+        print(f"netcore: error: {exc}{_broken_hint(exc, locals().get('host'))}{_provider_hint(exc)}",
+              file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         # Output piped into `head` and the like: the reader left, which is not an error.

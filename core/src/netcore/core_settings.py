@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from netcore import hookimpl
+from netcore.layer_settings import add_layer_settings
 
 if TYPE_CHECKING:
     from netcore.plugins import PluginHost
@@ -135,6 +136,28 @@ class CorePlugin:
             "log rendering on stderr: console (default on a terminal) or json lines",
             choices=("console", "json"))
         add("log_level", "choice", "info", "lowest level logged", choices=LOG_LEVELS)
+        # Operations (docs/operations.md): what operators of gunicorn expect around a master.
+        add("pid", "str", "",
+            "process schemes: write the master's pid to this file (renamed FILE.oldbin while a "
+            "USR2 successor runs); empty: none", metavar="FILE")
+        add("preload", "bool", False,
+            "import the application in the master before forking (shared copy-on-write memory); "
+            "HUP then restarts workers on the same code. Default: each worker imports it, so HUP "
+            "deploys new code")
+        add("reload", "bool", False,
+            "development: restart the workers (or re-exec the server) when a source file of the "
+            "application changes (watchfiles if installed, else polling)")
+        add("chdir", "str", "", "change to this directory before loading the application",
+            metavar="DIR")
+        add("user", "str", "", "switch to this user (name or uid) after binding the listeners",
+            metavar="USER")
+        add("group", "str", "", "switch to this group (name or gid) after binding the listeners",
+            metavar="GROUP")
+        add_layer_settings(add)
+        add("metrics_bind", "str", "",
+            "HOST:PORT of a separate listener serving GET /metrics (Prometheus text), /livez and "
+            "/readyz (503 once a stop begins); under the process schemes the master serves it. "
+            "Empty: off (docs/metrics.md)", metavar="ADDR")
 
 
 def usable_cpus() -> int:

@@ -4,6 +4,11 @@ Plugins are found through entry points in the group ``netcore``, loaded in name 
 A plugin that fails to import (or implements a hook that does not exist) is reported —
 by ``netcore plugins`` and as a warning — and is fatal only when something it would
 have provided is selected: a broken RESP plugin must not stop an echo server.
+
+A plugin distribution states which host it was written for in its own metadata (a
+``Requires-Dist: netcore-host>=0.1,<0.2`` pin); the host checks that pin at load, so a
+plugin installed past pip's resolver (``--no-deps``, ``--target``, a copied site-packages)
+is reported as broken with both versions named instead of failing later, inside a hook.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from typing import Any
 
 import attrs
 import pluggy
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
 
-from netcore import hookspecs
+from netcore import __version__, hookspecs
 from netcore.registry import FAMILIES, Registry
 from netcore.settings import Settings
 
@@ -24,6 +31,69 @@ ENTRY_POINT_GROUP = "netcore"
 DISABLE_AUTOLOAD_ENV = "NETCORE_DISABLE_PLUGIN_AUTOLOAD"
 #: The host's own hook implementations (its settings), registered under this name.
 CORE_PLUGIN = "netcore.core"
+
+#: The distribution a user of published wheels installs to get everything the defaults need.
+META_DISTRIBUTION = "netcore-server"
+HOST_DISTRIBUTION = "netcore-host"
+
+#: Which of this project's distributions provides each family, and (for protocols, which
+#: come one per distribution) each name; the extra of netcore-server that pulls it in.
+#: Only for messages: a missing poller says "pip install netcore-pollers", not "see
+#: 'netcore plugins'". Third-party names are not here and get no such hint.
+FAMILY_DISTRIBUTIONS = {
+    "poller": "netcore-pollers",
+    "acceptor": "netcore-acceptors",
+    "dispatch": "netcore-dispatch",
+    "protocol": "netcore-echo",
+}
+PROTOCOL_DISTRIBUTIONS = {"echo": ("netcore-echo", ""), "http": ("netcore-http", "http"),
+                          "resp": ("netcore-resp", "resp")}
+
+
+def install_hint(family: str, name: str = "") -> str:
+    """``pip install DIST (or netcore-server...)`` for a family, or for one known name of it.
+
+    Empty for a name no distribution of this project provides (a third party's, a typo).
+    """
+    if family == "protocol" and name:
+        if name not in PROTOCOL_DISTRIBUTIONS:
+            return ""
+        dist, extra = PROTOCOL_DISTRIBUTIONS[name]
+        meta = f"{META_DISTRIBUTION}[{extra}]" if extra else META_DISTRIBUTION
+        return f"pip install {dist} (or {meta})"
+    dist = FAMILY_DISTRIBUTIONS.get(family)
+    if dist is None:
+        return ""
+    return f"pip install {dist} (or {META_DISTRIBUTION} for the defaults)"
+
+
+def host_mismatch(dist: importlib.metadata.Distribution | None) -> str:
+    """Why ``dist`` cannot run on this host (its ``netcore-host`` pin excludes this version), or "".
+
+    packaging evaluates the pin (and its environment marker) exactly as pip does; a
+    hand-written comparison would get ``>=0.1,<0.2``, ``~=0.1`` and pre-releases subtly wrong.
+    """
+    if dist is None:
+        return ""
+    try:
+        here = Version(__version__)
+    except InvalidVersion:  # pragma: no cover - the host's own version is ours
+        return ""
+    for line in dist.requires or ():
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if req.name.lower().replace("_", "-") != HOST_DISTRIBUTION:
+            continue
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        if req.specifier and not req.specifier.contains(here, prereleases=True):
+            return (f"{dist.name} {dist.version} needs {HOST_DISTRIBUTION}{req.specifier}, but this is "
+                    f"{HOST_DISTRIBUTION} {__version__}: install matching versions "
+                    f"(pip install '{HOST_DISTRIBUTION}{req.specifier}', or upgrade {dist.name})")
+    return ""
+
 
 _FAMILY_HOOKS = {
     "poller": "netcore_register_pollers",
@@ -86,6 +156,11 @@ class PluginHost:
                 continue  # the same distribution seen twice on sys.path
             if ep.name in self.blocked:
                 info.status = "blocked"
+                self.plugins[ep.name] = info
+                continue
+            mismatch = host_mismatch(ep.dist)
+            if mismatch:  # not imported: code written for another host fails in odd places
+                info.status, info.error = "broken", mismatch
                 self.plugins[ep.name] = info
                 continue
             try:

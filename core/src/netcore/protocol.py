@@ -71,12 +71,30 @@ class Protocol:
         """The peer sent FIN. Replies still owed are written before the connection closes."""
 
     def stop_requested(self) -> None:
-        """The server is stopping gracefully: finish what is in flight, then close.
+        """The server is draining this connection (graceful stop, or this worker retired).
 
-        The default closes once pending replies are written. A protocol with idle and busy
-        states (HTTP keep-alive) can close idle connections at once.
+        Called once, on the connection's thread, after the input that had already
+        arrived was read. Make the next reply the final one if the protocol can say so
+        (HTTP: ``Connection: close``) and close after it. Do not close a connection that
+        is idle between requests here: the client may have sent its next request
+        already. The core closes such a connection once it has stayed quiet (see
+        :mod:`netcore.reactor.drain`), so the default does nothing.
         """
-        self.connection.close()
+
+    #: True if :meth:`stop_requested` makes the next reply tell the client that the
+    #: connection ends (HTTP: ``Connection: close``). The core then closes a draining
+    #: connection only once it has stayed quiet, since a busy client is told anyway;
+    #: False (nothing can tell a client), at the first moment nothing is owed.
+    tells_client_on_stop = False
+
+    def is_idle(self) -> bool:
+        """True when no request is partly received or being answered (asked during a drain).
+
+        The core closes a draining connection only while this holds, so a protocol that
+        knows it is in the middle of a message (a request body still arriving) says so
+        and the connection is left to its own deadlines and the graceful timeout.
+        """
+        return True
 
     def pause_writing(self) -> None:
         """Queued output passed the high-water mark: stop producing output (loop thread).

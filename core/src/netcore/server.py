@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
 import structlog
 
+from netcore.errors import SettingError
+from netcore.metrics.figures import ProtocolFigures, Snapshot, worker_counters
+from netcore.notify import notify
+from netcore.privileges import switch_identity
+from netcore.reactor.admission import build_accept_layers
+from netcore.reactor.drain import close_door
 from netcore.reactor.worker import ReactorWorker
 from netcore.stats import WorkerStats, summarize
 
@@ -26,6 +33,8 @@ log = structlog.get_logger("netcore.server")
 
 #: Signals and whether they ask for a graceful stop (TERM graceful; INT, QUIT fast: docs/architecture.md).
 STOP_SIGNALS = ((signal.SIGTERM, True), (signal.SIGINT, False), (signal.SIGQUIT, False))
+#: Reload signals: a process scheme's master acts on them; anyone else logs and ignores them.
+RELOAD_SIGNALS = (signal.SIGHUP, signal.SIGUSR2)
 
 
 @attrs.frozen
@@ -65,8 +74,34 @@ class Server:
         self.acceptor = loaded["acceptor"](config, **assembly.acceptor.kwargs)
         self.dispatcher = loaded["dispatch"](config, registration=assembly.dispatch, **assembly.dispatch.kwargs)
         self.concurrency = self._concurrency()
+        self._metrics_bind = str(config.get("metrics_bind", "") or "")
+        #: Per-protocol metric families (``None``: metrics are off, so a protocol makes none
+        #: and counts nothing). Made before the protocol's ``for_server``, which declares them.
+        self.metrics: ProtocolFigures | None = None
+        if self._metrics_bind:
+            from netcore.metrics.listener import parse_metrics_bind
+
+            parse_metrics_bind(self._metrics_bind)  # a bad address fails now, in one line
+            try:
+                import prometheus_client  # noqa: F401 - a dependency of netcore-host; checked, not assumed
+            except ImportError:
+                raise SettingError("metrics_bind", self._metrics_bind,
+                                   "an address, once prometheus-client is installed") from None
+            self.metrics = ProtocolFigures()
+        #: What ``/metrics`` shows; a supervisor of worker processes replaces it with its
+        #: own (figures aggregated from its workers' status lines). See :meth:`metrics_snapshot`.
+        self.metrics_source: Callable[[], Snapshot] | None = None
+        #: What ``/readyz`` says: true from start until a stop begins.
+        self.ready = False
+        self._metrics_listener: Any = None
+        self._live_workers: list[Any] = []
+        self._stopped_workers = 0
         self.protocol_factory = loaded["protocol"].for_server(self)
         self.listeners: list[Listener] = []
+        self.accept_layers = None
+        #: Another process serves from these listening sockets after this one stops
+        #: (a master started by USR2): a stop must leave their backlog alone.
+        self.listeners_shared = False
         self.worker_stats: list[WorkerStats] = []
         self.pid = os.getpid()
 
@@ -87,6 +122,8 @@ class Server:
             "high_water": c.high_water,
             "low_water": min(c.low_water, c.high_water),
             "linger_timeout": c.linger_timeout,
+            # PROXY header and TLS per listener (reactor/admission.py); None: plaintext only.
+            "layers": self.accept_layers,
         }
 
     def new_reactor_worker(self, loop: EventLoop, index: int = 0) -> ReactorWorker:
@@ -121,10 +158,29 @@ class Server:
     def worker_started(self, worker: Any) -> None:
         """Called by a dispatcher once a worker is fully set up and about to serve."""
         log.info("worker.started", pid=os.getpid(), worker=getattr(worker, "index", 0))
+        self._live_workers.append(worker)  # read by the metrics, at scrape time only
         self.hook.netcore_worker_started(worker=worker)
 
     def worker_stopping(self, worker: Any) -> None:
+        self._stopped_workers += 1
         self.hook.netcore_worker_stopping(worker=worker)
+
+    # -- metrics (read from the metrics listener's thread) ----------------------------------
+    def worker_figures(self) -> dict[str, Any]:
+        """This process's live counters and protocol figures, as a worker reports them."""
+        figures: dict[str, Any] = worker_counters(list(self._live_workers))
+        if self.metrics is not None:
+            figures["protocol"] = self.metrics.dump()
+        return figures
+
+    def metrics_snapshot(self) -> Snapshot:
+        """What a scrape shows: this process's workers, or the supervisor's aggregate."""
+        if self.metrics_source is not None:
+            return self.metrics_source()
+        workers = list(self._live_workers)
+        return Snapshot(counters=worker_counters(workers),
+                        protocol=self.metrics.dump() if self.metrics is not None else {},
+                        workers_alive=max(0, len(workers) - self._stopped_workers), ready=self.ready)
 
     def report_worker_stats(self, stats: WorkerStats) -> None:
         self.worker_stats.append(stats)
@@ -160,7 +216,14 @@ class Server:
         self._stop_handler = None
         self._early_stop = None
         self._stopping = None
+        self._in_worker_process = True  # its listeners are its master's (see _close_door)
         self.worker_stats = []
+        self._live_workers = []
+        self._stopped_workers = 0
+        self.metrics_source = None
+        if self._metrics_listener is not None:
+            self._metrics_listener.forget()  # the master's port: not held by its workers
+            self._metrics_listener = None
 
     # -- running -----------------------------------------------------------------------
     @property
@@ -172,7 +235,14 @@ class Server:
         self._stop_handler: Callable[[str, bool], None] | None = None
         self._early_stop: tuple[str, bool] | None = None
         self._stopping: str | None = None  # None, "graceful" or "fast"
+        self._in_worker_process = False
         previous = {signum: signal.signal(signum, self._on_stop_signal) for signum, _ in STOP_SIGNALS}
+        # HUP and USR2 terminate a process by default: under an in-process scheme (a
+        # process scheme's master replaces these handlers with its own) they are logged
+        # and ignored -- reloading in place would mean swapping the protocol under live
+        # connections; a restart does it (under systemd socket activation, refusing no one).
+        for signum in RELOAD_SIGNALS:
+            previous[signum] = signal.signal(signum, self._on_reload_signal)
         try:
             return self._run()
         finally:
@@ -181,6 +251,17 @@ class Server:
                 # exits must not turn a clean exit into death by signal. SIG_IGN, not a
                 # Python handler: interpreter shutdown resets those to SIG_DFL.
                 signal.signal(signum, signal.SIG_IGN if self._stopping else handler)
+
+    def _on_reload_signal(self, signum: int, _frame: Any) -> None:
+        # Logged from a thread: the handler may have interrupted this very thread inside
+        # a write to stderr, and a second write from here would fail (a reentrant call).
+        threading.Thread(target=self._log_ignored, args=(signum,), name="netcore-signal", daemon=True).start()
+
+    def _log_ignored(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        log.warning("server.signal_ignored", signal=name,
+                    reason=f"{name} ignored under {self.config.dispatch}: restart to reload "
+                           "(process schemes reload in place)")
 
     def _on_stop_signal(self, signum: int, _frame: Any) -> None:
         graceful = dict(STOP_SIGNALS)[signum]
@@ -196,17 +277,36 @@ class Server:
     def _deliver_stop(self, reason: str, graceful: bool) -> None:
         if self._stopping == "fast" or (self._stopping == "graceful" and graceful):
             return
+        # /readyz fails from here on, so that a balancer stops sending before connections close.
+        self.ready = False
         self._stopping = "graceful" if graceful else "fast"
+        if not self._in_worker_process:
+            notify("STOPPING=1")
+        if graceful and not self._in_worker_process and not self.listeners_shared:
+            self._close_door()
         assert self._stop_handler is not None
         self._stop_handler(reason, graceful)
+
+    def _close_door(self) -> None:
+        """A graceful stop of the whole server: let no new client in, keep the queued ones
+        for the workers' final accept (:func:`netcore.reactor.drain.close_door`). Not on
+        sockets someone else goes on serving from (systemd's, a USR2 successor's)."""
+        for listener in self.listeners:
+            if not listener.inherited and listener.sock.fileno() != -1:
+                close_door(listener.sock)
 
     def _run(self) -> str:
         config = self.config
         self.listeners = self.acceptor.bind(list(config.bind), config.backlog)
+        switch_identity(config)  # --user/--group: root only as long as binding needs it
         try:
+            # Before any worker exists: every worker shares the TLS context (and its tickets).
+            self.accept_layers = build_accept_layers(config, self.listeners)
+            metrics = self._start_metrics()
             log.info(
                 "server.started",
                 addresses=self.addresses,
+                **({"metrics": metrics} if metrics else {}),
                 poller=config.poller if self.dispatcher.uses_poller else None,
                 dispatch=config.dispatch,
                 acceptor=config.acceptor,
@@ -215,10 +315,38 @@ class Server:
                 pid=self.pid,
             )
             self.hook.netcore_server_started(server=self)
+            # Ready now, or -- under a master that announces READY=1 itself -- once its
+            # first workers serve (it sets ``ready`` then).
+            self.ready = (self._stopping is None and self._early_stop is None
+                          and not getattr(self.dispatcher, "announces_ready", False))
+            if not getattr(self.dispatcher, "announces_ready", False):
+                notify("READY=1")  # a master says it itself, once its workers serve
             reason = self.dispatcher.serve(self)
             self._stopping = self._stopping or "graceful"
         finally:
+            self.ready = False
+            if self._metrics_listener is not None:
+                self._metrics_listener.close()
+                self._metrics_listener = None
             self.acceptor.close(self.listeners)
         log.info("server.stopped", reason=reason, stats=summarize(self.worker_stats))
         self.hook.netcore_server_stopped(server=self, reason=reason)
         return reason
+
+    def _start_metrics(self) -> str | None:
+        """Start the metrics listener (``metrics_bind`` set); its address, for ``server.started``."""
+        if not self._metrics_bind:
+            return None
+        from netcore.metrics.exposition import Exposition
+        from netcore.metrics.figures import Monotonic
+        from netcore.metrics.listener import MetricsListener
+
+        config = self.config
+        info = {"dispatch": str(config.dispatch), "protocol": str(config.protocol),
+                "poller": str(config.poller) if self.dispatcher.uses_poller else "",
+                "acceptor": str(config.acceptor)}
+        assert self.metrics is not None
+        exposition = Exposition(Monotonic(self.metrics_snapshot).snapshot, self.metrics, info)
+        self._metrics_listener = MetricsListener(self._metrics_bind, exposition.render, lambda: self.ready)
+        self._metrics_listener.start()
+        return self._metrics_listener.address

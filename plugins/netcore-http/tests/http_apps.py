@@ -9,8 +9,12 @@ to a port the test names in the query string: the test waits on its socket, not 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import socket
 import threading
+import traceback
+import zlib
 from urllib.parse import parse_qs
 from wsgiref.validate import validator
 
@@ -22,6 +26,17 @@ def notify(port: int, message: str) -> None:
     if port:
         with _lock:
             _udp.sendto(message.encode(), ("127.0.0.1", port))
+
+
+def memory() -> dict[str, int]:
+    """This process's VmRSS and VmHWM (peak RSS) in KiB, from /proc."""
+    found = {}
+    with open(f"/proc/{os.getpid()}/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                found[name.lower()] = int(value.split()[0])
+    return found
 
 
 def _query(environ) -> dict[str, str]:
@@ -51,7 +66,17 @@ def _app(environ, start_response):
     path = environ["PATH_INFO"]
     q = _query(environ)
     if path == "/echo":
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        stream = environ["wsgi.input"]
+        if environ.get("CONTENT_LENGTH"):
+            body = stream.read(int(environ["CONTENT_LENGTH"]))
+        else:  # a streamed chunked body: no length, read to EOF (wsgi.input_terminated)
+            parts = []
+            while True:
+                chunk = stream.read(65536)
+                if not chunk:
+                    break
+                parts.append(chunk)
+            body = b"".join(parts)
         info = {
             "method": environ["REQUEST_METHOD"],
             "path": path,
@@ -67,10 +92,42 @@ def _app(environ, start_response):
             "run_once": environ["wsgi.run_once"],
             "server_port": environ["SERVER_PORT"],
             "remote_addr": environ["REMOTE_ADDR"],
+            "url_scheme": environ["wsgi.url_scheme"],
         }
         data = json.dumps(info).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]
+    if path == "/upload":
+        # Reads the body in pieces as an upload handler does; reports what arrived and
+        # this process's memory (VmRSS now, VmHWM its peak), for the bounded-memory tests.
+        stream = environ["wsgi.input"]
+        size = int(q.get("read", "65536"))
+        limit = int(q.get("limit", "-1"))
+        total, crc = 0, 0
+        while limit < 0 or total < limit:
+            chunk = stream.read(size if limit < 0 else min(size, limit - total))
+            if not chunk:
+                break
+            total += len(chunk)
+            crc = zlib.crc32(chunk, crc)
+        data = json.dumps({"bytes": total, "crc": crc, "method": environ["REQUEST_METHOD"],
+                           "content_length": environ.get("CONTENT_LENGTH", ""), **memory()}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+    if path == "/memory":
+        data = json.dumps(memory()).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+    if path == "/secret-fail":
+        # Everything a careless log would leak sits in locals and in what is logged.
+        authorization = environ.get("HTTP_AUTHORIZATION")  # noqa: F841 - a local a traceback could show
+        cookie = environ.get("HTTP_COOKIE")  # noqa: F841
+        try:
+            raise KeyError("the app failed")
+        except KeyError:
+            traceback.print_exc(file=environ["wsgi.errors"])
+            logging.getLogger("http_apps").exception("the app logs its own error")
+        raise RuntimeError("failing with secrets in scope, as asked")
     if path == "/readline":
         stream = environ["wsgi.input"]
         lines = [stream.readline().decode("latin-1") for _ in range(3)]

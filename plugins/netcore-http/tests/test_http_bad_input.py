@@ -1,7 +1,9 @@
 """Malformed and oversized requests: each gets its status and a close, and others are still served.
 
 One server per scheme runs the whole table while a keep-alive http.client connection,
-opened before the first bad request, makes a request after each one.
+opened before the first bad request, makes a request after each one. Bad bodies go to an
+app that reads them: where bodies are streamed (pool) the app has the request before
+its body is known to be bad, and the error shows where the app reads.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ CASES = {
     "repeated transfer-encoding": (
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     "transfer-encoding in HTTP/1.0": (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
-    "bad chunk size": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
-    "chunk size overflow": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffffff\r\n", 400),
-    "bad chunk extension": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n1;\x01\r\nx\r\n0\r\n\r\n", 400),
+    "bad chunk size": (b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    "chunk size overflow": (b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffffff\r\n", 400),
+    "bad chunk extension": (b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n1;\x01\r\nx\r\n0\r\n\r\n", 400),
     "bare LF": (b"GET / HTTP/1.1\nHost: x\n\n", 400),
     "bare CR": (b"GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n", 400),
     "obs-fold": (b"GET / HTTP/1.1\r\n" + H + b"X: y\r\n z\r\n\r\n", 400),
@@ -50,7 +52,7 @@ CASES = {
     "header bytes too many (431)": (b"GET / HTTP/1.1\r\n" + H + b"".join(b"X-%d: %s\r\n" % (i, b"y" * 300) for i in range(15)) + b"\r\n", 431),
     "content-length too large (413)": (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 10001\r\n\r\n", 413),
     "chunked body too large (413)": (
-        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n" + (b"1000\r\n" + b"z" * 4096 + b"\r\n") * 3, 413),
+        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n" + (b"1000\r\n" + b"z" * 4096 + b"\r\n") * 3, 413),
 }
 
 

@@ -88,3 +88,30 @@ def resp_inline():
     with ServerProcess("--protocol", "resp", "--dispatch", "inline", "--poller", "epoll-lt") as server:
         yield server
         server.stop()
+
+
+@pytest.fixture
+def same_bytes(raw, redis_server, resp_inline):
+    """``check(case)``: ``FLUSHALL`` then ``case`` on both servers; identical replies and closing."""
+    def check(case: bytes) -> None:
+        script = b"FLUSHALL\r\n" + case
+        assert raw.exchange(resp_inline.address, script) == raw.exchange(redis_server, script)
+
+    return check
+
+
+#: The in-process schemes the cross-connection tests run under (reactor, handler threads, loops).
+SCHEMES = {
+    "inline": ["--dispatch", "inline", "--poller", "epoll-lt"],
+    "pool": ["--dispatch", "pool", "--threads", "4", "--poller", "epoll-lt"],
+    "multi-reactor": ["--dispatch", "multi-reactor", "--workers", "2", "--poller", "epoll-lt"],
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SCHEMES))
+def scheme_server(request):
+    """One resp server per scheme of :data:`SCHEMES`, with a module's ``SERVER_ARGS`` if it has them."""
+    extra = getattr(request.module, "SERVER_ARGS", [])
+    with ServerProcess("--protocol", "resp", *extra, *SCHEMES[request.param]) as server:
+        yield server
+        server.stop()

@@ -36,6 +36,9 @@ The contract, in short:
   a receive timeout. One deadline per connection, which is what header, body and
   keep-alive timeouts need.
 * ``count_error()``: count a failure in the worker's statistics, from any thread.
+* ``peer`` and ``tls``: the client's address (the original client's behind an accepted
+  PROXY header) and, on a TLS listener, what the handshake established (None on
+  plaintext). Both are set before the protocol exists: it never sees either layer.
 * ``run_on_io_thread(callback, *args)``: run something on the connection's I/O thread
   from any thread (muduo's ``runInLoop``): at once if already there, else posted to its
   loop. ``post(data)`` is the write made that way -- never blocking, written in the order

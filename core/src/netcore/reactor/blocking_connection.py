@@ -18,8 +18,10 @@ from typing import Any, Callable
 
 import structlog
 
+from netcore.reactor.admission import admit_blocking
 from netcore.reactor.base import LATER, ConnectionBase, ConnectionClosed
 from netcore.reactor.connection import PAUSED_BY_PROTOCOL, ConnectionOwner, peer_text
+from netcore.reactor.tls import blocking_reader, send_close_notify
 
 log = structlog.get_logger("netcore.connection")
 
@@ -51,7 +53,7 @@ class BlockingConnection(ConnectionBase):
     __slots__ = (
         "sock", "fd",
         "_factory", "_recv_size", "_linger_timeout", "_state", "_eof", "_paused", "_stop", "_sockets_lock",
-        "_deadline_at", "_deadline_cb", "_rcvtimeo", "_write_lock", "__weakref__",
+        "_deadline_at", "_deadline_cb", "_rcvtimeo", "_write_lock", "_layers", "tls", "__weakref__",
     )
 
     #: There is no event loop: the serving thread itself waits in the kernel. Code that
@@ -69,6 +71,7 @@ class BlockingConnection(ConnectionBase):
         recv_size: int = 65536,
         linger_timeout: float = 2.0,
         sockets_lock: Any = None,
+        layers: Any = None,
         **_reactor_options: Any,  # high_water/low_water: there is no output buffer to bound
     ) -> None:
         sock.settimeout(None)  # blocking: the kernel does the waiting, that is the scheme
@@ -90,24 +93,32 @@ class BlockingConnection(ConnectionBase):
         self._state = _OPEN
         self._eof = False
         self._paused = 0
-        #: None, or how the server asked this connection to stop: "graceful" or "fast".
+        #: None, or how the server asked this connection to stop: "drain" (a graceful stop
+        #: began: tell the protocol before the next input), "draining" (told), "graceful"
+        #: (the read side is shut: the connection was quiet) or "fast".
         self._stop: str | None = None
         # Held around close() and the stop's shutdown(): without it, a stop could read this
         # socket's fd number, lose the CPU, and shut down whichever new socket got the
         # number after this thread closed it. Reentrant: the signal handler may interrupt
         # the main thread inside close() (iterative).
         self._sockets_lock = sockets_lock if sockets_lock is not None else threading.RLock()
+        #: The listeners' PROXY/TLS layers (reactor/admission.py), applied in serve().
+        self._layers = layers
+        #: What the TLS handshake settled (:class:`netcore.reactor.tls.TLSInfo`); None: plaintext.
+        self.tls = None
 
     # -- the serving loop ---------------------------------------------------------------
     def serve(self) -> None:
         """Serve until the connection closes; the calling thread does nothing else meanwhile."""
+        if self._layers is not None and not self._admit():
+            return
         try:
             self._adopt_protocol(self._factory(self))
             self.protocol.connection_made()
         except Exception as exc:
             self._protocol_failed(exc)
             return
-        recv = self.sock.recv
+        recv = self.sock.recv if self.tls is None else blocking_reader(self.sock)
         size = self._recv_size
         while self._state == _OPEN:
             if self._deadline_cb is not None or self._rcvtimeo:
@@ -126,6 +137,12 @@ class BlockingConnection(ConnectionBase):
             self.bytes_received += len(data)
             try:
                 self.protocol.data_received(data)
+                if self._stop == "drain" and self._state == _OPEN:
+                    # The stop is told to the protocol here, on this thread, once what
+                    # arrived with this read is answered (as a reactor connection reads
+                    # what is queued before it tells): the next reply is final.
+                    self._stop = "draining"
+                    self.protocol.stop_requested()
             except Exception as exc:
                 self._protocol_failed(exc)
                 return
@@ -138,7 +155,7 @@ class BlockingConnection(ConnectionBase):
         if stop == "fast":
             self.abort()
             return
-        if stop == "graceful":
+        if stop is not None:
             # Everything the peer sent before the stop has been read and answered (the
             # kernel hands out queued bytes before reporting the shut-down read side).
             try:
@@ -206,6 +223,8 @@ class BlockingConnection(ConnectionBase):
         """``os.sendfile`` until ``count`` bytes are sent or the file ends (blocking)."""
         if self._state >= _LINGERING:
             return 0
+        if self.tls is not None:
+            return 0  # sendfile would bypass encryption: the caller streams with send()
         return self._send_file(self.fd, fd, offset, count)
 
     def count_error(self) -> None:
@@ -246,7 +265,7 @@ class BlockingConnection(ConnectionBase):
         """
         callback = self._deadline_cb
         if callback is None:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
+            self._receive_timeout(None)
             self._rcvtimeo = False
             return True
         remaining = self._deadline_at - _monotonic()
@@ -259,14 +278,42 @@ class BlockingConnection(ConnectionBase):
             return False
         seconds = int(remaining)
         micros = int((remaining - seconds) * 1_000_000) or 1  # a zero timeval would mean "no timeout"
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, micros))
+        if self.tls is not None:
+            self._receive_timeout(remaining)
+        else:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, micros))
         self._rcvtimeo = True
+        return True
+
+    def _receive_timeout(self, seconds: float | None) -> None:
+        """TLS: a socket timeout (OpenSSL retries a read SO_RCVTIMEO ends); else SO_RCVTIMEO."""
+        if self.tls is not None:
+            self.sock.settimeout(seconds)
+        else:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
+
+    def _admit(self) -> bool:
+        """The PROXY header and the TLS handshake, before the protocol exists (this thread)."""
+        setup = self._layers.for_socket(self.sock)
+        if setup is None:
+            return True
+        admitted = admit_blocking(self.sock, self.peer, setup, self.owner)
+        if admitted is None:
+            self._finish_close(None)
+            return False
+        with self._sockets_lock:
+            self.sock, self.peer, self.tls = admitted
+        if self._stop is not None:  # a stop came during the handshake (it could not reach the socket)
+            self._shutdown(socket.SHUT_RDWR if self._stop == "fast" else socket.SHUT_RD)
         return True
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of ``data``, blocking until the kernel has taken it."""
         if self._state >= _LINGERING:
             return  # already sent FIN or closed: nothing more can reach the peer
+        if self._rcvtimeo and self.tls is not None:
+            self._receive_timeout(None)  # a TLS deadline is a socket timeout: sends stay untimed
+            self._rcvtimeo = False
         send = self.sock.send
         try:
             with self._write_lock:
@@ -312,7 +359,7 @@ class BlockingConnection(ConnectionBase):
 
     @property
     def reading(self) -> bool:
-        return self._state == _OPEN and not self._eof and not self._paused and self._stop is None
+        return self._state == _OPEN and not self._eof and not self._paused and self._stop not in ("graceful", "fast")
 
     @property
     def output_size(self) -> int:
@@ -327,6 +374,9 @@ class BlockingConnection(ConnectionBase):
     def _linger(self) -> None:
         self._state = _LINGERING
         sock = self.sock
+        if self.tls is not None:
+            sock.settimeout(self._linger_timeout)  # SSL_shutdown waits for the peer's reply
+            send_close_notify(sock)
         try:
             sock.shutdown(socket.SHUT_WR)
         except OSError:
@@ -369,9 +419,20 @@ class BlockingConnection(ConnectionBase):
         self.owner.connection_closed(self)
 
     # -- what the server's stop calls (other threads, signal handler) -----------------------
-    def stop_gracefully(self) -> None:
-        """Shut the read side: ``recv`` returns what is queued, then b'' (the stop)."""
+    def announce_stop(self) -> None:
+        """A graceful stop began (any thread, signal handler): only a flag. The serving
+        thread calls ``protocol.stop_requested()`` after its next read is handed over,
+        so that the reply to the read after is final (see :mod:`netcore.reactor.drain`);
+        a connection that reads nothing more is shut once quiet."""
         if self._stop is None:
+            self._stop = "drain"
+
+    def stop_gracefully(self) -> None:
+        """Shut the read side: ``recv`` returns what is queued, then b'' (the stop).
+
+        During a drain this is for a connection that has stayed quiet; a connection
+        whose read side is shut can answer only what had already arrived."""
+        if self._stop != "fast":
             self._stop = "graceful"
         self._shutdown(socket.SHUT_RD)
 
@@ -385,7 +446,9 @@ class BlockingConnection(ConnectionBase):
             if self.sock.fileno() == -1:
                 return
             try:
-                self.sock.shutdown(how)
+                # The socket's own shutdown: an SSLSocket's would drop its SSL object under
+                # the serving thread, which still has to send close_notify.
+                socket.socket.shutdown(self.sock, how)
             except OSError:
                 pass
 

@@ -123,7 +123,14 @@ class Connection(ConnectionBase):
         self._deadline_cb = None
         self._deadline_timer = None
         self._timer_when = 0.0
-        loop.register(self.fd, EVENT_READ, self._on_event)
+        self._begin(protocol_factory)
+
+    #: What the TLS handshake settled (:class:`netcore.reactor.tls.TLSInfo`); None: plaintext.
+    tls = None
+
+    def _begin(self, protocol_factory: Callable[[Connection], Any]) -> None:
+        """Start serving: plaintext at once (the TLS variant handshakes first, reactor/tls.py)."""
+        self.loop.register(self.fd, EVENT_READ, self._on_event)
         self._adopt_protocol(protocol_factory(self))
         self.protocol.connection_made()
 
@@ -501,10 +508,13 @@ class Connection(ConnectionBase):
             self._update_interest()
 
     def drain_and_close(self) -> None:
-        """For a graceful server stop: answer what has already arrived, then :meth:`close`.
+        """For a graceful server stop: answer what has already arrived, then announce the
+        stop to the protocol (``stop_requested``).
 
         Input already in the kernel's buffer was sent before the stop; reading it now and
-        answering it is what "finish in-flight requests" means for a stream protocol.
+        answering it is what "finish in-flight requests" means for a stream protocol. The
+        connection is not closed here: the protocol closes it after a final reply, or the
+        worker once it is quiet (:mod:`netcore.reactor.drain`).
         """
         if self._state == _OPEN and not self._eof and self._interest & EVENT_READ:
             self._drain_edge(EVENT_RDHUP)  # read until EAGAIN, whatever the poller

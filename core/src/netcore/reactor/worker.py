@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
 
+from netcore.reactor.admission import ProxyStage, admit_reactor
 from netcore.reactor.connection import Connection, ConnectionOwner
+from netcore.reactor.drain import DRAIN_QUIET, SCAN_INTERVAL, QuietTracker
 from netcore.reactor.poller import PollerLimitError
+from netcore.reactor.tls import tls_variant
 from netcore.stats import WorkerStats
 
 if TYPE_CHECKING:
@@ -24,6 +27,9 @@ if TYPE_CHECKING:
     from netcore.reactor.loop import EventLoop
 
 log = structlog.get_logger("netcore.worker")
+
+#: Most connections a stopping worker takes from one listener's backlog.
+BACKLOG_TAKE_MAX = 4096
 
 
 class ReactorWorker(ConnectionOwner):
@@ -47,50 +53,92 @@ class ReactorWorker(ConnectionOwner):
         self.protocol_factory = protocol_factory
         self.stats = WorkerStats(worker=index, pid=self.pid)
         self.connections: set[Connection] = set()
-        self.connection_options = connection_options or {}
+        self.connection_options = dict(connection_options or {})
+        #: The PROXY/TLS layers of the listeners (reactor/admission.py); None: plaintext only.
+        self.layers = self.connection_options.pop("layers", None)
         self.graceful_timeout = graceful_timeout
         self.max_connections = max_connections
         self._acceptor: Acceptor | None = None
+        self._listeners: list[Listener] = []
         self._accept_held = False
         self._stopping = False
         self._deadline_timer = None
-        self._fresh_timer = None
+        self._scan_timer = None
+        self._quiet: QuietTracker | None = None
         #: Seconds a graceful stop leaves a connection that has sent nothing yet to send
-        #: its first request. 0 (the default): closed with the others at once. A worker
-        #: retired while its siblings go on serving (prefork's HUP, max-requests) sets it:
-        #: a client whose connect was accepted an instant before the stop has its request
-        #: on the way, and closing before it arrives would fail a request that was never
-        #: refused by the server as a whole.
+        #: its first request, if longer than the drain's quiet period (DRAIN_QUIET). A
+        #: worker retired while its siblings go on serving (prefork's HUP, max-requests)
+        #: sets it: a client whose connect was accepted an instant before the stop has its
+        #: request on the way, behind whatever handshake it does first.
         self.fresh_grace = 0.0
 
     # -- accepting ---------------------------------------------------------------------
     def start_accepting(self, acceptor: Acceptor, listeners: list[Listener]) -> None:
         self._acceptor = acceptor
+        self._listeners = list(listeners)
         acceptor.start(self.loop, listeners, self.add_connection, self.stats)
 
     def add_connection(self, sock: socket.socket, peer: Any = None) -> Connection | None:
         """Adopt an accepted socket (on this worker's loop thread)."""
         stats = self.stats
         stats.connections_accepted += 1
-        if self._stopping:
-            # Handed over while we stop: close it at once rather than leave it unanswered.
+        if self._stopping and self._quiet is None:
+            # Handed over while we stop fast: close it at once rather than leave it unanswered.
             stats.connections_closed += 1
             sock.close()
             return None
         try:
-            conn = self.connection_class(self.loop, sock, self.protocol_factory, self, peer=peer, **self.connection_options)
+            if self.layers is None:
+                conn = self.connection_class(self.loop, sock, self.protocol_factory, self, peer=peer,
+                                             **self.connection_options)
+            else:
+                conn = self._admit(sock, peer)
+                if conn is None:  # refused (a PROXY header from a peer not allowed to send one)
+                    stats.connections_closed += 1
+                    return None
         except PollerLimitError:
             stats.connections_closed += 1
             sock.close()
             raise  # the acceptor logs it, rate-limited, and counts the error
+        self._track(conn)
+        return conn
+
+    def _admit(self, sock: socket.socket, peer: Any) -> Any:
+        """The listener's layers: a PROXY header stage, then a TLS or plaintext connection."""
+        setup = self.layers.for_socket(sock)
+        if setup is None:
+            return self.connection_class(self.loop, sock, self.protocol_factory, self, peer=peer,
+                                         **self.connection_options)
+
+        def open_connection(stage: Any, sock: socket.socket, peer: Any) -> Any:
+            if setup.tls is not None:
+                conn = tls_variant(self.connection_class)(
+                    self.loop, sock, self.protocol_factory, self, peer=peer, tls_context=setup.tls,
+                    handshake_timeout=setup.handshake_timeout, **self.connection_options)
+            else:
+                conn = self.connection_class(self.loop, sock, self.protocol_factory, self, peer=peer,
+                                             **self.connection_options)
+            if stage is not None:  # handed on by a PROXY stage: it leaves the table, this enters
+                self.connections.discard(stage)
+                self._track(conn)
+            return conn
+
+        conn = admit_reactor(setup, sock, peer, self, open_connection)
+        if isinstance(conn, ProxyStage):
+            self._track(conn)
+            conn.start()  # may hand on (or close) at once: the header came with the connection
+        return conn
+
+    def _track(self, conn: Any) -> None:
         if not conn.closed:
             self.connections.add(conn)
+            if self._quiet is not None:
+                conn.drain_and_close()  # taken from the backlog during a drain: announce it
             if (self.max_connections is not None and len(self.connections) >= self.max_connections
                     and self._acceptor is not None and not self._accept_held):
                 # At the limit: leave new clients in the kernel's backlog, do not refuse them.
                 self._accept_held = True
                 self._acceptor.pause_accepting(self.loop)
-        return conn
 
     # -- ConnectionOwner ---------------------------------------------------------------
     def connection_closed(self, conn: Connection) -> None:
@@ -104,7 +152,17 @@ class ReactorWorker(ConnectionOwner):
             self._accept_held = False
             self._acceptor.resume_accepting(self.loop)
         if self._stopping and not self.connections:
+            self._stop_if_done()
+
+    def _stop_if_done(self) -> None:
+        """The last connection closed during a stop: end the loop, unless the backlog
+        has more (a graceful stop takes it, so as not to leave it to be reset)."""
+        if self._quiet is not None:
+            self._take_backlog()
+        if not self.connections:
             self.loop.stop()
+        elif self._scan_timer is None:
+            self._scan_timer = self.loop.call_later(SCAN_INTERVAL, self._scan_quiet)
 
     def count_error(self) -> None:
         self.stats.errors += 1
@@ -113,10 +171,13 @@ class ReactorWorker(ConnectionOwner):
     def stop(self, graceful: bool = True) -> None:
         """Begin stopping (loop thread). The loop returns when every connection is closed.
 
-        Graceful: stop accepting, answer input that has already arrived, flush and close
-        each connection; connections still open after ``graceful_timeout`` are aborted.
+        Graceful: stop accepting, announce the stop to each connection (its protocol
+        makes the next reply final), close each once it is quiet; connections still open
+        after ``graceful_timeout`` are aborted.
         Fast: abort every connection now.
         """
+        if graceful and not self._stopping:
+            self._take_backlog()
         if self._acceptor is not None:
             self._acceptor.stop_accepting()
         already = self._stopping
@@ -128,24 +189,50 @@ class ReactorWorker(ConnectionOwner):
             return
         if already:
             return
-        fresh = False
+        # Announce the stop to every connection (each reads what has arrived first), then
+        # close the ones that stay quiet: see netcore.reactor.drain for why not at once.
         for conn in list(self.connections):
-            if self.fresh_grace and not conn.bytes_received and not conn.pending:
-                fresh = True  # see fresh_grace: answered normally if its request comes
-            else:
-                conn.drain_and_close()
-        if fresh:
-            self._fresh_timer = self.loop.call_later(min(self.fresh_grace, self.graceful_timeout),
-                                                     self._close_fresh)
+            conn.drain_and_close()
+        self._quiet = QuietTracker(DRAIN_QUIET, self.fresh_grace)
         if not self.connections:
-            self.loop.stop()
-        else:
-            self._deadline_timer = self.loop.call_later(self.graceful_timeout, self._graceful_timeout_expired)
+            self._stop_if_done()
+        if not self.connections:
+            return
+        self._deadline_timer = self.loop.call_later(self.graceful_timeout, self._graceful_timeout_expired)
+        if self._scan_timer is None:
+            self._scan_quiet()
 
-    def _close_fresh(self) -> None:
-        self._fresh_timer = None
-        for conn in list(self.connections):
-            conn.drain_and_close()  # no-op for those already closing
+    def _take_backlog(self) -> None:
+        """Accept what waits in the listeners' backlog, as a graceful stop begins.
+
+        A connection in the backlog has completed its handshake, so its client is
+        sending its request already; left there, it would be reset when the last holder
+        of the listener closes it. Taken now, it is drained like the others: its request
+        gets a final reply. (Whoever owns the listener has made the backlog as short as
+        it can first: see ``Server`` "closing the door".)
+        """
+        for listener in self._listeners:
+            sock = listener.sock
+            if sock.fileno() == -1 or sock.getblocking():
+                continue  # closed, or a blocking listener: accept() could wait
+            for _ in range(BACKLOG_TAKE_MAX):
+                try:
+                    accepted, peer = sock.accept()
+                except OSError:  # EAGAIN: the backlog is empty (or the listener is shut)
+                    break
+                try:
+                    self.add_connection(accepted, peer)
+                except PollerLimitError:
+                    return
+
+    def _scan_quiet(self) -> None:
+        self._scan_timer = None
+        if not self._stopping or self._quiet is None:
+            return
+        for conn in self._quiet.quiet_ones(list(self.connections), self.loop.time()):
+            conn.close()  # nothing owed: the FIN goes now
+        if self.connections:
+            self._scan_timer = self.loop.call_later(SCAN_INTERVAL, self._scan_quiet)
 
     def _graceful_timeout_expired(self) -> None:
         if self.connections:
@@ -157,8 +244,8 @@ class ReactorWorker(ConnectionOwner):
         """After the loop has returned: release what is left (loop thread or after join)."""
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
-        if self._fresh_timer is not None:
-            self._fresh_timer.cancel()
+        if self._scan_timer is not None:
+            self._scan_timer.cancel()
         for conn in list(self.connections):
             conn.abort()
         self.stats.poll_calls = self.loop.poll_calls

@@ -23,10 +23,10 @@ import errno
 import os
 import socket
 import threading
-import time
 from typing import Any, Callable
 
 import structlog
+from netcore.ratelimited_log import RateLimitedLog as _CoreRateLimitedLog
 
 log = structlog.get_logger("netcore.acceptor")
 
@@ -169,31 +169,12 @@ class SpareDescriptor:
 # -- warnings ---------------------------------------------------------------------------------
 
 
-class RateLimitedLog:
-    """Log an event at most once per ``interval`` per key, reporting how many were skipped."""
+class RateLimitedLog(_CoreRateLimitedLog):
+    """The core's rate-limited warning, on the acceptors' logger and their interval."""
 
-    __slots__ = ("interval", "context", "_last", "_suppressed")
+    __slots__ = ()
 
     def __init__(self, interval: float = LOG_INTERVAL, **context: Any) -> None:
-        self.interval = interval
-        #: Fields added to every line (the blocking schemes' ``worker``).
-        self.context = context
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
+        super().__init__("netcore.acceptor", interval, **context)
 
-    def warning(self, key: str, **fields: Any) -> bool:
-        """Log ``key`` as a warning unless it was logged within the interval; True if logged.
 
-        ``exc_info=True`` among ``fields`` attaches the traceback being handled.
-        """
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return False
-        self._last[key] = now
-        suppressed = self._suppressed.pop(key, 0)
-        if suppressed:
-            fields["suppressed"] = suppressed
-        log.warning(key, **self.context, **fields)
-        return True

@@ -11,6 +11,8 @@ forms are written down in one place:
 * ``unix:PATH`` — a Unix stream socket; ``unix:@NAME`` is Linux's abstract namespace,
   which has no file to create or remove.
 * ``fd://N`` — an already listening socket inherited as file descriptor N.
+* ``tls:`` before any of them — that listener speaks TLS (docs/tls.md); without any
+  ``tls:`` address, setting ``certfile`` makes every listener TLS.
 
 Port 0 is allowed everywhere a port is: the kernel picks a free one, and
 :func:`format_sockname` shows the real one afterwards.
@@ -50,6 +52,8 @@ class Address:
     path: str | None = None
     #: ``fd``: the inherited descriptor.
     fd: int | None = None
+    #: Written ``tls:ADDR``: the listener speaks TLS.
+    tls: bool = False
 
     @property
     def abstract(self) -> bool:
@@ -80,6 +84,11 @@ def parse_address(value: str) -> Address:
     """Parse one ADDR; raise :class:`~netcore.errors.SettingError` naming ``bind`` if it is bad."""
     if not isinstance(value, str) or not value or value != value.strip():
         raise _bad(value)
+    if value.startswith("tls:"):
+        inner = value[len("tls:"):]
+        if inner.startswith("tls:"):
+            raise _bad(value)
+        return attrs.evolve(parse_address(inner), text=value, tls=True)
 
     if value.startswith("fd://"):
         digits = value[len("fd://") :]

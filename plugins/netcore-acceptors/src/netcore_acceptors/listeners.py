@@ -91,10 +91,13 @@ def open_listener(address: Address | str, backlog: int) -> Listener:
         address = parse_address(address)
     if address.kind == "fd":
         assert address.fd is not None
-        return adopt_fd(address.fd, address.text)
-    if address.kind == "unix":
-        return _open_unix(address, backlog)
-    return _open_tcp(address, backlog)
+        listener = adopt_fd(address.fd, address.text)
+    elif address.kind == "unix":
+        listener = _open_unix(address, backlog)
+    else:
+        listener = _open_tcp(address, backlog)
+    listener.tls = address.tls
+    return listener
 
 
 def _cannot(address: Address | str, exc: BaseException) -> UsageError:

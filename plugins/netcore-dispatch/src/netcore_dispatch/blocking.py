@@ -39,6 +39,7 @@ import structlog
 from netcore.dispatch import Dispatcher
 from netcore.reactor.blocking_connection import BlockingConnection
 from netcore.reactor.connection import ConnectionOwner
+from netcore.reactor.drain import DRAIN_QUIET, SCAN_INTERVAL, QuietTracker
 from netcore.reactor.threads import start_thread
 from netcore.server import STOP_SIGNALS
 from netcore.stats import WorkerStats
@@ -110,12 +111,14 @@ class StopControl:
     (``iterative``) -- so it takes no lock that code it interrupted might hold, starts no
     thread and waits for nothing. It sets :attr:`stopping`, shuts the listeners down
     (Linux wakes a thread blocked in ``accept`` with EINVAL; closing the fd from another
-    thread would not wake it, and the number could be reused under it), and shuts each
-    open connection down: graceful, the read side only (``recv`` returns what is queued,
-    then b'', and the protocol's ``stop_requested`` writes what is owed and closes);
-    fast, both sides. Then it writes one byte to a pipe. The stop thread reading that
-    pipe does what needs time: after ``graceful_timeout`` it forces what is still open,
-    and it wakes acceptors waiting for a free connection slot. The same pipe is the
+    thread would not wake it, and the number could be reused under it), and applies the
+    stop to each open connection: graceful, it only marks it draining (its thread tells
+    the protocol before the next input, so that the next reply is final); fast, it shuts
+    both sides down. Then it writes one byte to a pipe. The stop thread reading that
+    pipe does what needs time: during a graceful stop it shuts the read side of each
+    connection that has stayed quiet (:mod:`netcore.reactor.drain`: ``recv`` returns
+    what is queued, then b'', and the protocol closes), after ``graceful_timeout`` it
+    forces what is still open, and it wakes acceptors waiting for a free connection slot. The same pipe is the
     process's signal wake-up fd, so the stop thread also calls ``request`` itself as
     soon as a stop signal arrives (see :meth:`start` for why); ``request`` is
     idempotent, and whichever call comes second finds the stop under way.
@@ -144,6 +147,9 @@ class StopControl:
         os.set_blocking(self._wake_w, False)
         self._stop_thread: threading.Thread | None = None
         self._previous_wakeup_fd: int | None = None
+        #: The quiet period of a connection that has received nothing yet (a worker
+        #: retired while its siblings serve gives it longer: see prefork_blocking).
+        self.fresh_quiet = DRAIN_QUIET
 
     def start(self, server: Server) -> None:
         """Start the stop thread, then take the server's stop signals (an early one applies now).
@@ -184,9 +190,9 @@ class StopControl:
         self._wake(_GRACEFUL_BYTE if graceful else _FAST_BYTE)
 
     def stop_connection(self, conn: BlockingConnection, graceful: bool) -> None:
-        """Apply the stop to one connection (signal handler context: shutdown only)."""
+        """Apply the stop to one connection (signal handler context: flags and shutdown only)."""
         if graceful:
-            conn.stop_gracefully()
+            conn.announce_stop()
         else:
             conn.stop_now()
 
@@ -225,15 +231,26 @@ class StopControl:
         waiter = select.poll()
         waiter.register(self._wake_r, select.POLLIN)
         deadline: float | None = None
+        quiet: QuietTracker | None = None  # while a graceful stop drains
         while True:
-            timeout = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000) + 1)
-            if not waiter.poll(timeout):
-                deadline = None
+            wake = [t for t in (deadline, None if quiet is None else time.monotonic() + SCAN_INTERVAL) if t]
+            timeout = max(0, int((min(wake) - time.monotonic()) * 1000) + 1) if wake else None
+            events = waiter.poll(timeout)
+            now = time.monotonic()
+            if quiet is not None:
+                if self.stopping == "graceful" and self._forced_at is None:
+                    for conn in quiet.quiet_ones(self.connections(), now):
+                        conn.stop_gracefully()
+                else:
+                    quiet = None
+            if deadline is not None and now >= deadline:
+                deadline = quiet = None
                 if self._connections:
                     log.warning("worker.graceful_timeout", aborted=len(self._connections),
                                 graceful_timeout=self.graceful_timeout)
                     self.force()
                     self._mark_forced()
+            if not events:
                 continue
             commands = os.read(self._wake_r, 64)
             if not commands or _EXIT in commands:
@@ -248,6 +265,7 @@ class StopControl:
                 self._mark_forced()
             elif _GRACEFUL in commands and deadline is None and self._forced_at is None:
                 deadline = time.monotonic() + self.graceful_timeout
+                quiet = QuietTracker(DRAIN_QUIET, self.fresh_quiet)
             if _FAST in commands or _GRACEFUL in commands:
                 for callback in self._on_stop:
                     try:

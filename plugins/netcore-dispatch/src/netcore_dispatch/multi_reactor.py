@@ -46,7 +46,7 @@ class MultiReactorDispatcher(Dispatcher):
         workers = []
         for index in range(1, config.workers + 1):
             worker = server.new_reactor_worker(EventLoop(server.new_poller(), name=f"io-{index}"), index=index)
-            worker.max_connections = None  # the acceptor loop is where a limit would apply
+            worker.max_connections = None  # the acceptor loop applies the limit, to all loops at once
             if executor is not None:
                 use_executor(worker, executor, server)
             workers.append(worker)
@@ -70,14 +70,18 @@ class MultiReactorDispatcher(Dispatcher):
                 main_loop.stop()
 
         next_worker = itertools.cycle(workers).__next__
+        budget = ConnectionBudget(config.max_connections, workers, main_loop, server.acceptor)
 
         def hand_over(sock, peer) -> None:
             worker = next_worker()
-            worker.loop.call_soon_threadsafe(adopt, worker, sock, peer)
+            budget.handed += 1
+            worker.loop.call_soon_threadsafe(adopt, worker, sock, peer, budget)
+            budget.check()
 
         def stop(why: str, graceful: bool) -> None:
             nonlocal reason, graceful_stop
             reason, graceful_stop = why, graceful
+            budget.paused = False  # no resume after the stop
             server.acceptor.stop_accepting()
             for worker in workers:
                 worker.loop.call_soon_threadsafe(worker.stop, graceful)
@@ -101,7 +105,50 @@ class MultiReactorDispatcher(Dispatcher):
         return reason
 
 
-def adopt(worker, sock, peer) -> None:
+class ConnectionBudget:
+    """``max_connections`` for the whole process, not per I/O loop.
+
+    The acceptor loop counts what it handed over and reads each loop's open
+    connections (``len()`` of a set is atomic under the GIL; the count is a bound, so a
+    moment's staleness only delays a pause or a resume by one connection). At the limit
+    it stops accepting -- new clients wait in the kernel's backlog, as in every scheme
+    -- and looks again every :attr:`RECHECK` seconds until a connection has closed: no
+    hook runs on the I/O loops' path for it.
+    """
+
+    RECHECK = 0.01
+
+    def __init__(self, limit: int, workers: list, loop, acceptor) -> None:
+        self.limit = limit
+        self.workers = workers
+        self.loop = loop
+        self.acceptor = acceptor
+        #: Connections handed to an I/O loop (acceptor thread) and adopted by one (I/O
+        #: threads, one slot each): their difference is what is on its way.
+        self.handed = 0
+        self.adopted = [0] * (len(workers) + 1)
+        self.paused = False
+
+    def open_now(self) -> int:
+        return sum(len(w.connections) for w in self.workers) + self.handed - sum(self.adopted)
+
+    def check(self) -> None:
+        if not self.paused and self.open_now() >= self.limit:
+            self.paused = True
+            self.acceptor.pause_accepting(self.loop)
+            self.loop.call_later(self.RECHECK, self._recheck)
+
+    def _recheck(self) -> None:
+        if not self.paused:
+            return
+        if self.open_now() < self.limit:
+            self.paused = False
+            self.acceptor.resume_accepting(self.loop)
+        else:
+            self.loop.call_later(self.RECHECK, self._recheck)
+
+
+def adopt(worker, sock, peer, budget: ConnectionBudget | None = None) -> None:
     """On the I/O loop: take over a connection the acceptor loop handed us."""
     try:
         worker.add_connection(sock, peer)
@@ -109,6 +156,11 @@ def adopt(worker, sock, peer) -> None:
         worker.stats.errors += 1
         sock.close()
         log.warning("connection.refused", worker=worker.index, reason=str(exc))
+    finally:
+        if budget is not None:
+            # After the connection is in the loop's table: counted twice for a moment
+            # rather than not at all, so the limit errs on the side of pausing.
+            budget.adopted[worker.index] += 1
 
 
 class MultiReactorPoolDispatcher(MultiReactorDispatcher):

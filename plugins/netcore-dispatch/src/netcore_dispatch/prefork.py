@@ -30,6 +30,10 @@ FRESH_GRACE = 1.0
 
 class PreforkDispatcher(Dispatcher):
     multiprocess = True
+    #: The master tells systemd READY=1 once its first workers serve (see master.py).
+    announces_ready = True
+    #: ``--reload`` restarts the workers on a source change (see reloader.py).
+    supports_reload = True
 
     def serve(self, server) -> str:
         return Master(server, ReactorProgram()).run()

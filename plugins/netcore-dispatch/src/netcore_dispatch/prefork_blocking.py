@@ -25,7 +25,6 @@ import os
 import select
 import socket
 import struct
-import time
 
 import structlog
 from netcore.dispatch import Dispatcher
@@ -48,6 +47,10 @@ _NO_TIMEOUT = struct.pack("ll", 0, 0)
 
 class PreforkBlockingDispatcher(Dispatcher):
     multiprocess = True
+    #: The master tells systemd READY=1 once its first workers serve (see master.py).
+    announces_ready = True
+    #: ``--reload`` restarts the workers on a source change (see reloader.py).
+    supports_reload = True
 
     def serve(self, server) -> str:
         return Master(server, BlockingProgram()).run()
@@ -60,28 +63,7 @@ class WorkerStopControl(StopControl):
     def __init__(self, server, grace: float) -> None:
         super().__init__(server)
         self.listeners = []  # shared with the siblings: never shut down (see module doc)
-        self.grace = grace
-        self.fresh_until: float | None = None
-
-    def request(self, reason: str, graceful: bool) -> None:
-        if graceful and self.stopping is None and not self._closed:
-            self.fresh_until = time.monotonic() + min(self.grace, self.graceful_timeout)
-        super().request(reason, graceful)
-
-    def stop_connection(self, conn, graceful: bool) -> None:
-        until = self.fresh_until
-        if graceful and until is not None and not conn.bytes_received and time.monotonic() < until:
-            return  # end_grace() stops it
-        super().stop_connection(conn, graceful)
-
-    def end_grace(self) -> None:
-        """Called by the helper thread: the grace is over, stop the rest."""
-        if self.fresh_until is None or time.monotonic() < self.fresh_until:
-            return
-        self.fresh_until = None
-        if self.stopping == "graceful":
-            for conn in self.connections():
-                conn.stop_gracefully()
+        self.fresh_quiet = min(grace, self.graceful_timeout)
 
 
 class BlockingProgram:
@@ -129,7 +111,7 @@ class BlockingProgram:
 
     @staticmethod
     def _helper(link, control: WorkerStopControl, worker: BlockingWorker, quit_fd: int) -> None:
-        """Heartbeats, the master's death, the end of the fresh grace, max-requests."""
+        """Heartbeats, the master's death, max-requests."""
         waiter = select.poll()
         waiter.register(link.life_fd, select.POLLIN)
         waiter.register(quit_fd, select.POLLIN)
@@ -143,7 +125,6 @@ class BlockingProgram:
                 waiter.unregister(link.life_fd)
                 control.request("master exited", True)
                 log_master_gone(worker=worker.index)
-            control.end_grace()
             conns = control.connections()
             # The same handler call still running since the previous look (requests counts
             # calls as they start): stuck for at least an interval, so no beat this time.

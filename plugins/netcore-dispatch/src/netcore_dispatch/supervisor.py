@@ -63,7 +63,8 @@ KILL_GRACE = 1.0
 #: aborts its own connections at ``graceful_timeout``; this covers its exit).
 STOP_MARGIN = 1.0
 #: Signals a supervisor handles itself (stop signals go through the server's handler).
-SUPERVISED_SIGNALS = (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
+SUPERVISED_SIGNALS = (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD, signal.SIGUSR1,
+                      signal.SIGUSR2)
 #: ``handle_<name>`` is the method that handles each of them.
 SIGNAL_NAMES = {signum: signal.Signals(signum).name[3:].lower() for signum in SUPERVISED_SIGNALS}
 #: Blocked around fork, so that no handler runs in the child before it has reset them.
@@ -318,8 +319,9 @@ class Supervisor:
     def _shed(self, mask: Any) -> None:
         """Right after fork: the supervisor's signal handling and descriptors are not the child's."""
         signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
-            # Ignored: a HUP sent to the whole process group is the supervisor's to act on.
+        for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2):
+            # Ignored: a HUP sent to the whole process group is the supervisor's to act on
+            # (USR1 until the worker installs its own handler: the default would kill it).
             signal.signal(signum, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         self.server.forked()
@@ -428,8 +430,13 @@ class Supervisor:
             child = self.children.pop(pid, None)
             if child is not None:
                 self.child_exited(child, status)
+            else:
+                self.other_exited(pid, status)
             if block:
                 return
 
     def child_exited(self, child: Any, status: int) -> None:
         """``child`` was reaped; ``status`` is what ``waitpid`` said."""
+
+    def other_exited(self, pid: int, status: int) -> None:
+        """A child that is not in :attr:`children` was reaped (a USR2 successor)."""

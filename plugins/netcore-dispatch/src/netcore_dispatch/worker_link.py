@@ -5,7 +5,9 @@ Two pipes, both created by the master before the fork:
 * the **status pipe** (one per worker, worker writes): newline-separated messages. An
   empty line is a heartbeat; others are JSON objects -- ``{"ready": true}`` once the
   worker accepts, ``{"recycle": N}`` when it has served ``max_requests``, ``{"stats":
-  {...}}`` as it exits (its counters, for ``server.stopped``). Every message is far
+  {...}}`` as it exits (its counters, for ``server.stopped``) and, with metrics on, in
+  place of each heartbeat (its live counters and protocol figures, for the master's
+  ``/metrics``: a line a second, never per request). Every message is far
   below ``PIPE_BUF``, so a write is atomic: the master never sees half a line.
 * the **life pipe** (one for all workers, the master holds the only write end and never
   writes): when the master dies -- even by SIGKILL -- the kernel closes that end and the
@@ -69,6 +71,9 @@ class MasterLink:
         self.max_requests = max_requests
         self._recycle_sent = False
         self.ready_sent = False
+        #: With metrics on: the worker's live figures (``Server.worker_figures``), sent
+        #: with each beat instead of an empty line.
+        self.live_stats: Any = None
         os.set_blocking(status_fd, False)
 
     def _write(self, data: bytes) -> None:
@@ -78,6 +83,14 @@ class MasterLink:
             pass
 
     def beat(self) -> None:
+        if self.live_stats is not None:
+            try:
+                line = json.dumps({"stats": self.live_stats()}, separators=(",", ":")).encode() + b"\n"
+            except Exception:  # noqa: BLE001 - a figure that fails must not silence the heartbeat
+                line = b"\n"
+            if len(line) < select.PIPE_BUF:  # one atomic write, as every status line
+                self._write(line)
+                return
         self._write(b"\n")
 
     def send(self, **message: Any) -> None:

@@ -19,7 +19,7 @@ from netcore_http.request import STREAM_FLUSH
 class ResponseOutput:
     """The response bytes of one connection's current batch, and its stream state."""
 
-    __slots__ = ("connection", "parts", "size", "suspended", "environ_base")
+    __slots__ = ("connection", "parts", "size", "suspended", "environ_base", "trusted")
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
@@ -29,6 +29,8 @@ class ResponseOutput:
         self.suspended: Any = None
         #: What every environ of this connection shares, built at its first request.
         self.environ_base: dict | None = None
+        #: The peer is a trusted proxy (forwarded_allow_ips), decided with environ_base.
+        self.trusted = False
 
     def append(self, data: bytes) -> None:
         """Add a piece that ends a response or is known to be small (no flush check)."""

@@ -11,6 +11,13 @@ def netcore_add_settings(settings):
         "a factory once at start (empty: the built-in hello app)", metavar="MODULE:CALLABLE")
     add("access_log", "bool", False,
         "log one http.access event per HTTP request (off: per-request logging costs more than the request)")
+    add("access_log_format", "str", "",
+        "the access log's form: empty, an http.access event with fields (JSON stays JSON); 'combined' "
+        "(Apache's, gunicorn's default) or 'common'; or gunicorn atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(B)s %(D)s'",
+        metavar="FORMAT")
+    add("access_log_file", "str", "",
+        "append access log lines to this file (turns the access log on; format 'combined' unless "
+        "access_log_format says otherwise); SIGUSR1 reopens it after rotation", metavar="PATH")
     add("max_request_line", "int", 8190,
         "longest HTTP request target in bytes; longer gets 414", minimum=64, maximum=1 << 20, metavar="BYTES")
     add("max_header_count", "int", 100,
@@ -21,9 +28,16 @@ def netcore_add_settings(settings):
     add("max_header_bytes", "int", 65536,
         "most bytes of all HTTP request header fields together; more gets 431",
         minimum=256, maximum=16 << 20, metavar="BYTES")
-    add("max_body_size", "int", 10 << 20,
-        "largest HTTP request body in bytes (it is read in full before the app runs); larger gets 413",
-        minimum=0, maximum=1 << 40, metavar="BYTES")
+    # 1 GiB, waitress's max_request_body_size: bodies are streamed or spooled to disk,
+    # so the limit guards the disk and the time a client can hold a worker, not memory.
+    add("max_body_size", "int", 1 << 30,
+        "largest HTTP request body in bytes; larger gets 413 (memory stays bounded by "
+        "body_buffer_size whatever the size)", minimum=0, maximum=1 << 40, metavar="BYTES")
+    # 512 KiB, waitress's inbuf_overflow: per connection, so 50 uploads cost 25 MiB of buffers.
+    add("body_buffer_size", "int", 512 << 10,
+        "bytes of an HTTP request body held in memory: beyond, reading pauses until the app "
+        "consumes (schemes with handler threads) or the body spills to a temporary file "
+        "(schemes that read it before the app runs)", minimum=4096, maximum=1 << 30, metavar="BYTES")
     add("header_timeout", "float", 10.0,
         "seconds from the first byte of an HTTP request to the end of its headers, however the bytes "
         "trickle in (slowloris); then 408 and close", minimum=0.01, maximum=3600, metavar="SECONDS")
@@ -33,6 +47,59 @@ def netcore_add_settings(settings):
     add("keepalive_timeout", "float", 5.0,
         "seconds an idle HTTP keep-alive connection is kept open", minimum=0.01, maximum=3600,
         metavar="SECONDS")
+
+
+    add("root_path", "str", "",
+        "the path prefix a proxy mounts the WSGI app under: SCRIPT_NAME, taken off the front of "
+        "PATH_INFO when present (gunicorn's SCRIPT_NAME, uvicorn's --root-path)", metavar="PATH")
+    add("forwarded_allow_ips", "str", "127.0.0.1",
+        "peers (addresses or networks, comma-separated, or *) whose Forwarded / X-Forwarded-For / "
+        "X-Forwarded-Proto set REMOTE_ADDR and wsgi.url_scheme; from others they are plain headers",
+        metavar="ADDRESSES")
+
+
+@hookimpl
+def netcore_check_assembly(assembly):
+    """Refuse, before anything binds, what the http settings cannot mean."""
+    config = assembly.config
+    problems = []
+    app = config.get("app", "")
+    if app and assembly.protocol.name != "http":
+        problems.append(f"setting 'app' ({app!r}) names a WSGI app, which only protocol 'http' hosts, "
+                        f"but setting 'protocol' is {assembly.protocol.name!r}: add --protocol http or drop --app")
+    from netcore_http.proxy import check_spec
+
+    problem = check_spec(config.get("forwarded_allow_ips", "127.0.0.1"))
+    if problem:
+        problems.append(f"setting 'forwarded_allow_ips': {problem}; allowed: IP addresses or networks, "
+                        "comma-separated, or *")
+    from netcore_http.access import check_format
+
+    problem = check_format(config.get("access_log_format", ""))
+    if problem:
+        problems.append(f"setting 'access_log_format': {problem}; allowed: combined, common, or gunicorn "
+                        "atoms such as %(h)s %(r)s %(s)s %(B)s %(D)s %({header}i)s")
+    root = config.get("root_path", "")
+    if root and not root.startswith("/"):
+        problems.append(f"setting 'root_path': {root!r} is not allowed; allowed: a path beginning with '/'")
+    return problems
+
+
+@hookimpl
+def netcore_server_started(server):
+    _reopen_on_usr1()
+
+
+@hookimpl
+def netcore_worker_started(worker):
+    _reopen_on_usr1()  # a forked worker: the master passes USR1 on to it
+
+
+def _reopen_on_usr1():
+    from netcore_http import access
+
+    if access.current is not None:
+        access.current.install_reopen_signal()
 
 
 @hookimpl

@@ -23,9 +23,19 @@ How a connection runs, on nothing but the connection contract (``netcore.reactor
 * A streamed body goes through ``connection.send``: on a handler thread it waits while
   the client is slow; on the I/O thread (inline) it reports that output passed the
   high-water mark, the batch returns ``LATER`` and ``resume_writing`` produces the rest.
-* Request bodies are read in full (bounded by ``max_body_size``) before the app runs:
-  the app may then run on the I/O thread without ever waiting for the network, and a
-  body the app does not read can never be taken for the next request.
+* Request bodies never sit whole in memory (``body.py``). Where the app runs on a
+  handler thread (``server.concurrency.handler_threads``) the request is submitted as
+  soon as its head is complete and the body follows through a bounded
+  :class:`~netcore_http.body.StreamedBody` (reading pauses while it is full); elsewhere
+  the body is read before the app runs, spilling to a temporary file past
+  ``body_buffer_size``. The parser always frames the body, so what the app leaves
+  unread is drained (up to :data:`DRAIN_LIMIT`) or the connection closed -- it is never
+  parsed as a request. While a streamed body arrives nothing after it is parsed: the
+  next pipelined request waits, in the socket, until the body has been consumed.
+* Two things llhttp refuses and RFC 9110/9112 allow are handled around it, off the hot
+  path: an extension method (``_extension_method``: the refusal is the signal) and
+  whitespace in chunk extensions (llhttp is stopped after a chunked head and
+  ``chunked.py`` frames the body to the RFC's grammar).
 * One connection deadline (``connection.set_deadline``) enforces the keep-alive idle
   timeout, the absolute header deadline and the body progress timeout. The deadline is
   computed from the phase when it fires, so a busy keep-alive connection touches no
@@ -35,6 +45,7 @@ How a connection runs, on nothing but the connection contract (``netcore.reactor
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -43,7 +54,11 @@ import structlog
 from netcore.errors import SettingError
 from netcore.protocol import LATER, ConnectionClosed, Protocol
 
-from netcore_http.hello import HelloTable
+from netcore_http import access as accesslog
+from netcore_http.body import RequestBodyError, SpooledBody, StreamedBody
+from netcore_http.chunked import ChunkedBody
+from netcore_http.hello import _HELLO_BODY, _NOT_FOUND_BODY, HelloTable
+from netcore_http.metrics import HttpFigures, http_figures
 from netcore_http.output import ResponseOutput
 from netcore_http.request import (
     BODY,
@@ -60,7 +75,7 @@ from netcore_http.request import (
     Limits,
     refused,
 )
-from netcore_http.responses import CONTINUE, error_response
+from netcore_http.responses import CONTINUE, error_body_length, error_response
 
 if TYPE_CHECKING:
     from netcore.server import Server
@@ -74,6 +89,79 @@ _FRAMING_NAMES = frozenset((b"Expect", b"Connection", b"Content-Length", b"Trans
 _FRAMING_LENGTHS = frozenset(len(name) for name in _FRAMING_NAMES)
 
 _monotonic = time.monotonic
+
+#: Body bytes an app left unread that are read and dropped to keep the connection; a
+#: longer remainder closes it instead (reading it would cost more than a new connection).
+DRAIN_LIMIT = 1 << 20
+
+
+#: An extension method that is accepted: RFC 9110 token characters without lower case, 3
+#: to 20 long (gunicorn's defaults).
+_METHOD = re.compile(rb"[A-Z0-9!#$%&'*+.^_`|~-]{3,20}")
+
+
+def _final_batch(batch: list) -> None:
+    """During a drain: the last response of ``batch`` is the final one (``Connection:
+    close``). Only the last: a request parsed in the same read before it is answered
+    first, not dropped behind a close."""
+    last = batch[-1]
+    if last[MODE] != CLOSE_MODE:
+        batch[-1] = last[:MODE] + (CLOSE_MODE, None)
+
+
+class _MethodShim:
+    """Stands in for the parser until the head of a renamed request is complete.
+
+    ``on_headers_complete`` asks the parser for the method: this answers with the real
+    one and puts the real parser back, so the next request costs nothing extra.
+    """
+
+    __slots__ = ("protocol", "parser", "method")
+
+    def __init__(self, protocol: Any, parser: Any, method: bytes) -> None:
+        self.protocol, self.parser, self.method = protocol, parser, method
+
+    def get_method(self) -> bytes:
+        self.protocol._parser = self.parser
+        return self.method
+
+    def feed_data(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def should_keep_alive(self) -> bool:
+        return self.parser.should_keep_alive()
+
+    def get_http_version(self) -> str:
+        return self.parser.get_http_version()
+
+
+def _request_start(data: bytes, batch: list, first: int, position: int = 0) -> int:
+    """Where the request after ``batch[first:]`` begins in ``data``, the first of them
+    beginning at ``position``; -1 if one has a chunked body (its end is not known here)."""
+    for request in batch[first:]:
+        if request[6] is not None:
+            return -1
+        end = data.find(b"\r\n\r\n", position)
+        if end < 0:
+            return -1
+        position = _after_body(request, end + 4)
+        if position < 0:
+            return -1
+    return position
+
+
+def _after_body(request: tuple, head_end: int) -> int:
+    """Where ``request`` ends, its head ending at ``head_end``; -1 for a chunked body."""
+    if request[4] == b"":
+        return head_end
+    for name, value in request[3]:
+        if name.lower() == b"content-length":
+            return head_end + int(value)
+    return -1
+
+
+class _TakeOver(Exception):
+    """Raised in on_headers_complete of a chunked request: chunked.py takes the body."""
 
 
 class _Reject(Exception):
@@ -89,12 +177,16 @@ class HttpProtocol(Protocol):
     limits: Limits
     keepalive_timeout: float
     wsgi: Any = None
+    #: Bodies are streamed to the app (True) or read before it runs (False): see body.py.
+    streaming = False
 
     @classmethod
     def for_server(cls, server: Server) -> Callable[[Any], HttpProtocol]:
         config = server.config
         limits = Limits(config)
-        attributes: dict[str, Any] = {"limits": limits, "keepalive_timeout": limits.keepalive_timeout}
+        limits.access = accesslog.configure(config)
+        attributes: dict[str, Any] = {"limits": limits, "keepalive_timeout": limits.keepalive_timeout,
+                                      "streaming": getattr(server.concurrency, "handler_threads", False)}
         app_spec = config.get("app", "") or ""
         if app_spec:
             from netcore_http.apps import load_app
@@ -105,11 +197,11 @@ class HttpProtocol(Protocol):
             except (ImportError, AttributeError, ValueError, TypeError) as exc:
                 raise SettingError("app", app_spec, f"module:callable or module:factory() ({exc})") from None
             concurrency = server.concurrency
-            host = WsgiHost(app, limits, multithread=concurrency.multithread,
+            host = WsgiHost(app, limits, figures=http_figures(server), multithread=concurrency.multithread,
                             multiprocess=concurrency.multiprocess)
             attributes["wsgi"] = host
         else:
-            attributes["_handle"] = _hello_handler(limits)
+            attributes["_handle"] = _hello_handler(limits, http_figures(server))
         return type(cls.__name__, (cls,), attributes)
 
     @classmethod
@@ -127,6 +219,16 @@ class HttpProtocol(Protocol):
     _raw_head = 0
     _body_size = 0
     _rest: list | None = None
+    #: The streamed body still arriving (handler-thread schemes), its announced length,
+    #: and the error that ended it (answered by job_done once the app gave up).
+    _stream: StreamedBody | None = None
+    _body_length = 0
+    _body_error: tuple | None = None
+    #: A chunked head stopped llhttp (see _take_over); the last bytes of a read that
+    #: ended inside a head.
+    _takeover = False
+    _head_tail = b""
+    _entry_left = -1
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
@@ -174,40 +276,145 @@ class HttpProtocol(Protocol):
         if self._broken:
             return  # after a refused request nothing more is parsed
         self._now = _monotonic()
+        phase = self._phase
+        if phase == BODY:  # where a Content-Length body ends in this read (for _take_over)
+            self._entry_left = self._body_length - self._body_size if self._body_length else -1
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserInvalidMethodError:
+            self._extension_method(data, phase, 0)
         except httptools.HttpParserUpgrade:
-            # The request is complete and queued; we speak no other protocol, so answer it
-            # and close (what follows the head is not HTTP/1.1 any more).
-            if self._batch:
-                self._batch[-1] = self._batch[-1][:MODE] + (CLOSE_MODE, None)
-            self._broken = True
+            self._upgrade()
         except httptools.HttpParserError as exc:
-            status = self._reject_status or 400
-            self._refuse(status, self._reject_reason or str(exc))
+            if self._takeover:
+                self._take_over(data, phase, 0)
+            else:
+                self._refuse(self._reject_status or 400, self._reject_reason or str(exc))
         else:
             if self._phase == HEAD:
-                self._partial_head(len(data))
+                self._partial_head(data)
         batch = self._batch
         if batch:
             self._batch = []
             self._outstanding += 1
+            if self._stopping:
+                _final_batch(batch)
             self.connection.submit(self._handler, batch, len(batch))
             # Under the inline and blocking schemes job_done has run by now.
-        if self._phase != IDLE and not self._outstanding:
+        if self._phase != IDLE and (not self._outstanding or self._stream is not None):
             self._schedule()  # a request is partial: its header or body deadline
 
-    def _partial_head(self, size: int) -> None:
+    def _upgrade(self) -> None:
+        # The request is complete and queued; we speak no other protocol, so answer it
+        # and close (what follows the head is not HTTP/1.1 any more).
+        if self._batch:
+            self._batch[-1] = self._batch[-1][:MODE] + (CLOSE_MODE, None)
+        self._broken = True
+
+    def _extension_method(self, data: bytes, phase: int, first: int) -> None:
+        """llhttp refused a method it does not know: find the request, rename, parse on.
+
+        RFC 9110 makes every token a method, llhttp knows a fixed list and has no
+        leniency for others. Rather than parse request lines in Python for every request
+        (a cost on the hot path), the refusal itself is the signal -- this path costs
+        nothing until an extension method arrives. The refused request begins where the
+        last one completed in this read ended (found from its head's end and its
+        Content-Length: :func:`_request_start`); its method is replaced by ``GET`` for a
+        fresh parser -- request framing never depends on the method (RFC 9112 6.3) --
+        and restored when the head completes (:class:`_MethodShim`). What cannot be
+        located (the read began inside a body, a method split across reads) stays a 400, as do methods that are not
+        tokens, contain lower case, or are longer than 20 characters (gunicorn's rules:
+        case-folding proxies make lower-case methods a desync risk). After a chunked
+        body the position is always known: chunked.py hands the rest to a new parser.
+        """
+        start = _request_start(data, self._batch, first) if phase == IDLE else -1
+        if start < 0:
+            self._refuse(400, "Invalid method encountered")
+            return
+        space = data.find(b" ", start, start + 21)
+        token = data[start:space]
+        if space < 0 or not _METHOD.fullmatch(token):
+            self._refuse(400, "Invalid method encountered")
+            return
+        self._feed_fresh(b"GET" + data[space:], token)
+
+    def _feed_fresh(self, data: bytes, method: bytes | None = None) -> None:
+        """Parse ``data`` -- the bytes after a renamed method or a chunked body -- with a new parser."""
+        parser = httptools.HttpRequestParser(self)
+        self._parser = parser if method is None else _MethodShim(self, parser, method)
+        first = len(self._batch)
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserInvalidMethodError:
+            self._extension_method(data, IDLE, first)
+        except httptools.HttpParserUpgrade:
+            self._upgrade()
+        except httptools.HttpParserError as exc:
+            if self._takeover:
+                self._take_over(data, IDLE, first)
+            else:
+                self._refuse(self._reject_status or 400, self._reject_reason or str(exc))
+        else:
+            if self._phase == HEAD:
+                self._partial_head(data)
+
+    def _take_over(self, data: bytes, phase: int, first: int) -> None:
+        """llhttp was stopped at the end of a chunked request's head: decode its body here.
+
+        The head ends at the first CRLF CRLF after the request's start (llhttp accepts no
+        other line ending): found from the previous requests of this read, or -- for a
+        head that began in an earlier read -- in the last bytes of that read and this one.
+        """
+        self._takeover = False
+        batch = self._batch
+        # The requests completed in this read before the chunked one (a streamed chunked
+        # request is in the batch already, as the last entry).
+        upto = len(batch) - (1 if self._stream is not None and batch and batch[-1][4] is self._stream else 0)
+        position = 0
+        own_head = phase == HEAD and upto == first  # the chunked request's head began earlier
+        if phase == HEAD:  # the first request of this read began in the previous one
+            tail = self._head_tail
+            head_end = (tail + data).find(b"\r\n\r\n")
+            position = head_end + 4 - len(tail) if head_end >= 0 else -1
+            if position >= 0 and upto > first:
+                position = _after_body(batch[first], position)
+                first += 1
+        elif phase == BODY:  # a Content-Length body ended in this read, then requests
+            position = self._entry_left
+            if not self.streaming:
+                first += 1  # that request was completed (and batched) in this read
+        start = _request_start(data, batch[:upto], first, position) if position >= 0 else -1
+        end = data.find(b"\r\n\r\n", start) if start >= 0 else -1
+        end = end + 4 if end >= 0 else -1
+        if own_head and position >= 0:
+            end = position
+        if end < 0:
+            # Not located (a chunked request pipelined right behind a body in one read).
+            self._body = None
+            self._refuse(400, "chunked request could not be framed")
+            return
+        decoder = self._parser = ChunkedBody(self)
+        try:
+            decoder.feed_data(data[end:])
+        except httptools.HttpParserError as exc:
+            self._refuse(self._reject_status or 400, self._reject_reason or str(exc))
+
+    def after_chunked(self, rest: bytes) -> None:
+        """The chunked body ended (inside the decoder's feed): llhttp takes what follows."""
+        self._feed_fresh(rest)
+
+    def _partial_head(self, data: bytes) -> None:
         """The read ended inside a request head: bound what the parser may be buffering.
 
         Counted are whole reads that were nothing but head bytes (the head began in an
         earlier read: on_url stamps it with the read's clock reading), so a field that
         trickles in can never grow past ``max_raw_head`` plus one read.
         """
+        self._head_tail = data[-3:]  # where a chunked request's head end may begin
         if self._head_since == self._now:
             self._raw_head = 0
             return
-        self._raw_head += size
+        self._raw_head += len(data)
         if self._raw_head > self.limits.max_raw_head:
             self._refuse(431, "request header fields too large")
 
@@ -215,17 +422,38 @@ class HttpProtocol(Protocol):
         # The peer half-closed: answer what is complete (the connection closes once the
         # replies are written); a partial request can never complete now.
         self._phase = IDLE
+        stream = self._stream
+        if stream is not None:
+            self._stream = None
+            self._broken = True
+            if not stream.discarding:
+                self._body_error = (400, "request body incomplete")
+                stream.fail(RequestBodyError(400, "request body incomplete"))
 
     def stop_requested(self) -> None:
-        """Graceful stop: idle keep-alive connections close now, busy ones after their response."""
+        """The connection is draining: every response from now on is final (``Connection:
+        close``), and the connection closes after it.
+
+        An idle keep-alive connection is not closed here: its client may have sent the
+        next request already, and closing would answer it with a FIN. It is answered
+        instead -- telling the client to go elsewhere -- or, if nothing comes, closed by
+        the core once quiet (:mod:`netcore.reactor.drain`).
+        """
         self._stopping = True
         self._special = True
-        if not self._outstanding and not self._batch and self._phase == IDLE:
-            self.connection.close()
+
+    tells_client_on_stop = True  # every response after stop_requested says Connection: close
+
+    def is_idle(self) -> bool:
+        return not self._outstanding and not self._batch and self._phase == IDLE
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._gone = True
         self.connection.cancel_deadline()
+        stream = self._stream
+        if stream is not None:
+            self._stream = None
+            stream.fail(RequestBodyError(0, "the client closed the connection"))
         output = self._output
         call, output.suspended = output.suspended, None
         if call is not None:
@@ -306,7 +534,7 @@ class HttpProtocol(Protocol):
                     or total + 4 * len(headers) > self._max_header_bytes:
                 self._check_head("1.1", headers, hosts, total, largest)
             self._request = (parser.get_method(), self._url, "1.1", headers, b"",
-                             CLOSE_MODE if self._stopping else KEEP_ALIVE_11, None)
+                             KEEP_ALIVE_11, None)
             return
         self._framed_head(framing or (), headers, hosts, total, largest)
 
@@ -343,23 +571,52 @@ class HttpProtocol(Protocol):
                 self._reject(400, "Transfer-Encoding in an HTTP/1.0 request")
         if length > limits.max_body_size:
             self._reject(413, "request body too large")
-        if keep_alive and not self._stopping:
+        if keep_alive:  # during a drain, the last of each batch is made final (_final_batch)
             mode = KEEP_ALIVE_11 if version == "1.1" else KEEP_ALIVE_10
         else:
             mode = CLOSE_MODE
         self._request = (parser.get_method(), self._url, version, headers, b"", mode, None)
         if length or transfer_encodings:
-            self._body = []
             self._body_size = 0
+            self._body_length = length
             self._phase = BODY
             self._body_since = self._now
-            if expect and version == "1.1":
-                if self._outstanding or self._batch:
-                    self._continue_owed = True  # after the responses still owed, in order
-                    self._special = True
-                else:
-                    self.connection.write(CONTINUE)
+            if self.streaming:
+                self._start_stream(expect and version == "1.1")
+            else:
+                self._body = []
+                if expect and version == "1.1":
+                    if self._outstanding or self._batch:
+                        self._continue_owed = True  # after the responses still owed, in order
+                        self._special = True
+                    else:
+                        self.connection.write(CONTINUE)
+            if transfer_encodings:
+                # RFC 9112's chunk grammar, not llhttp's stricter one: chunked.py decodes
+                # the body; stopping llhttp here is how it hands over (_take_over).
+                self._takeover = True
+                raise _TakeOver
         # Without a body on_message_complete follows at once: the phase may stay HEAD.
+
+    def _start_stream(self, expect: bool) -> None:
+        """Hand the request to the app now; its body follows through a StreamedBody."""
+        stream = StreamedBody(self.connection, self.limits.body_buffer_size, expect, self._body_resumed,
+                              self._send_continue)
+        self._stream = self._body = stream
+        self._special = True  # job_done must see whether the app left the body unread
+        method, url, version, headers, _, mode, _ = self._request
+        self._batch.append((method, url, version, headers, stream, mode, None))
+
+    def _body_resumed(self) -> None:
+        """The app consumed a full buffer (I/O thread): read again; the pause was not the client's."""
+        self._body_since = _monotonic()
+        if not self.connection.closed:
+            self.connection.resume_reading()
+
+    def _send_continue(self) -> None:
+        """The app's first read of a body the client holds back (I/O thread): 100 Continue."""
+        if not self.connection.closed and not self._broken:
+            self.connection.write(CONTINUE)
 
     def _check_head(self, version: str, headers: list, hosts: int, total: int, largest: int) -> None:
         """Refuse what llhttp accepts and an HTTP/1.1 server must not (in this order)."""
@@ -375,11 +632,19 @@ class HttpProtocol(Protocol):
             self._reject(400, "missing Host header" if not hosts else "repeated Host header")
 
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
         self._body_size += len(body)
         self._body_since = self._now
         if self._body_size > self.limits.max_body_size:
             self._reject(413, "request body too large")
+        sink = self._body
+        if type(sink) is list:
+            sink.append(body)
+            if self._body_size > self.limits.body_buffer_size:
+                self._body = SpooledBody(sink)  # past the threshold: on to disk
+            return
+        sink.feed(body)
+        if sink is self._stream and sink.dropped > DRAIN_LIMIT:
+            self._reject(0, "unread request body too long to drain")
 
     def on_message_complete(self) -> None:
         body = self._body
@@ -388,9 +653,18 @@ class HttpProtocol(Protocol):
         else:
             self._body = None
             self._continue_owed = False
+            if body is self._stream:
+                # Streamed: the request is with the app already; its reader sees the end.
+                self._stream = None
+                body.finish()
+                self._phase = IDLE
+                return
+            if type(body) is list:
+                body = body[0] if len(body) == 1 else b"".join(body)
+            else:
+                body = body.finish()
             method, url, version, headers, _, mode, _ = self._request
-            self._batch.append((method, url, version, headers, body[0] if len(body) == 1 else b"".join(body),
-                                mode, None))
+            self._batch.append((method, url, version, headers, body, mode, None))
         self._phase = IDLE
 
     def _reject(self, status: int, reason: str) -> None:
@@ -400,6 +674,19 @@ class HttpProtocol(Protocol):
 
     def _refuse(self, status: int, reason: str) -> None:
         """Queue an error response (after the responses still owed) and stop parsing."""
+        stream = self._stream
+        if stream is not None:
+            # The request is with the app already: its reads fail and job_done answers
+            # (or, if the app has answered already, there is nothing left to say).
+            self._stream = None
+            self._broken = True
+            self._phase = IDLE
+            if stream.discarding or not status:
+                self.connection.close()
+            else:
+                self._body_error = (status, reason)
+                stream.fail(RequestBodyError(status, reason))
+            return
         self._batch.append(refused(status, reason))
         self._broken = True
         self._phase = IDLE
@@ -408,6 +695,8 @@ class HttpProtocol(Protocol):
     def _handle(self, batch: list[tuple]) -> bytes | None:
         """The handler ``submit`` runs: answer a batch, on whatever thread it is given."""
         output = self._output
+        if self._stopping:
+            _final_batch(batch)  # parsed before the stop, answered after it (a pool)
         try:
             if len(batch) == 1:  # one request per read: the common case, one call less
                 state = self._respond(output, batch[0])
@@ -456,16 +745,36 @@ class HttpProtocol(Protocol):
                     self._schedule()
             return
         connection = self.connection
-        if self._state != DONE or self._stopping:
+        # A response that kept the connection alive (built before a stop was requested,
+        # on a pool thread) is not followed by a close: the client may send on at once.
+        # The next one is final, or the drain closes the connection once quiet.
+        if self._state != DONE or self._body_error is not None:
             # A final response: nothing read after it is answered (it may wait in the
             # connection already, under a pool).
             self._batch.clear()
             self._broken = True
             connection.discard_waiting()
+            if self._body_error is not None and self._state == GONE and not outstanding:
+                connection.write(error_response(*self._body_error))  # the app gave up reading
+                if self.limits.access is not None:
+                    self._log_refusal(*self._body_error)
             connection.close()
             return
         if outstanding:
             return
+        stream = self._stream
+        if stream is not None:
+            # The app answered before its body ended. Drain a short rest to keep the
+            # connection; close if the client waits for a 100 Continue never sent (it
+            # is about to send what nobody reads) or the rest is long.
+            if (stream.expect and not stream.received) or \
+                    (self._body_length and self._body_length - stream.received > DRAIN_LIMIT):
+                self._stream = None
+                self._broken = True
+                connection.close()
+                return
+            if stream.discard():
+                connection.resume_reading()
         if self._continue_owed:
             self._continue_owed = False
             connection.write(CONTINUE)
@@ -481,6 +790,9 @@ class HttpProtocol(Protocol):
             return self._idle_since + self._idle_timeout
         if phase == HEAD:
             return self._head_since + self.limits.header_timeout
+        stream = self._stream
+        if stream is not None and stream.paused:
+            return _monotonic() + self.limits.body_timeout  # the app is slow, not the client
         return self._body_since + self.limits.body_timeout
 
     def _schedule(self) -> None:
@@ -492,7 +804,7 @@ class HttpProtocol(Protocol):
     def _on_deadline(self) -> None:
         self._armed = False
         connection = self.connection
-        if connection.closed or self._outstanding or self._broken:
+        if connection.closed or self._broken or (self._outstanding and self._stream is None):
             return  # a busy connection is re-armed when its batch finishes
         if self._deadline() > _monotonic():
             self._schedule()
@@ -500,12 +812,24 @@ class HttpProtocol(Protocol):
         if self._phase == IDLE:
             connection.close()  # keep-alive idle timeout: a quiet close
             return
+        if self._stream is not None:
+            self._refuse(408, "request body timeout")  # the app waiting for it learns, then 408
+            return
         self._broken = True
         connection.write(error_response(408, "request timeout"))
         connection.close()
+        if self.limits.access is not None:
+            self._log_refusal(408, "request timeout")
+
+    def _log_refusal(self, status: int, message: str) -> None:
+        """An access record for a response the server made outside any request's handler."""
+        method, url, version = self._request[:3] if self._request else (b"", b"", "1.1")
+        self.limits.access.record((method, url, version, ()), status, error_body_length(status, message), 0.0,
+                                  accesslog.peer_address(self.connection.peer))
 
 
-def _hello_handler(limits: Limits) -> Callable[[HttpProtocol, list], bytes | None]:
+def _hello_handler(limits: Limits, figures: HttpFigures | None = None
+                   ) -> Callable[[HttpProtocol, list], bytes | None]:
     """The built-in app as the batch handler itself: prebuilt responses, no WSGI layer.
 
     It replaces ``HttpProtocol._handle`` (same contract) so that a batch costs one call
@@ -513,6 +837,7 @@ def _hello_handler(limits: Limits) -> Callable[[HttpProtocol, list], bytes | Non
     """
     cache = HelloTable()
     access_log = limits.access_log
+    access = limits.access
 
     def handle(protocol: HttpProtocol, batch: list[tuple]) -> bytes | None:
         # The clock reading of the read that completed the batch: under a pool it is
@@ -525,10 +850,15 @@ def _hello_handler(limits: Limits) -> Callable[[HttpProtocol, list], bytes | Non
             if error:
                 data = error_response(*error)
                 state = CLOSE
+                if figures is not None:
+                    figures.response(error[0], now)
             else:
-                data = table[(method == b"GET" or method == b"HEAD") and (url == b"/" or url[:2] == b"/?"),
-                             mode, method == b"HEAD"]
+                found = (method == b"GET" or method == b"HEAD") and (url == b"/" or url[:2] == b"/?")
+                data = table[found, mode, method == b"HEAD"]
                 state = CLOSE if mode == CLOSE_MODE else DONE
+                # Metrics off: this one test is all they cost here.
+                if figures is not None:
+                    figures.response(200 if found else 404, now)
         else:
             out = []
             state = DONE
@@ -536,13 +866,21 @@ def _hello_handler(limits: Limits) -> Callable[[HttpProtocol, list], bytes | Non
                 if error:
                     out.append(error_response(*error))
                     state = CLOSE
+                    if figures is not None:
+                        figures.response(error[0], now)
+                    if access is not None:
+                        access.record((method, url, "1.1", ()), error[0], error_body_length(*error), 0.0,
+                                      accesslog.peer_address(protocol.connection.peer))
                     break
                 found = (method == b"GET" or method == b"HEAD") and (url == b"/" or url[:2] == b"/?")
                 response = table[found, mode, method == b"HEAD"]
                 out.append(response)
-                if access_log:
-                    log.info("http.access", method=method.decode("latin-1"), target=url.decode("latin-1"),
-                             status=200 if found else 404, bytes=len(response))
+                if figures is not None:
+                    figures.response(200 if found else 404, now)
+                if access is not None:
+                    access.record((method, url, "1.1", ()), 200 if found else 404,
+                                  0 if method == b"HEAD" else len(_HELLO_BODY if found else _NOT_FOUND_BODY),
+                                  now, accesslog.peer_address(protocol.connection.peer))
                 if mode == CLOSE_MODE:
                     state = CLOSE
                     break

@@ -48,11 +48,17 @@ class Limits:
         self.max_header_count = get("max_header_count", 100)
         self.max_header_field = get("max_header_field", 8190)
         self.max_header_bytes = get("max_header_bytes", 65536)
-        self.max_body_size = get("max_body_size", 10 << 20)
+        self.max_body_size = get("max_body_size", 1 << 30)
+        self.body_buffer_size = get("body_buffer_size", 512 << 10)
+        self.root_path = (get("root_path", "") or "").rstrip("/")
+        self.forwarded_allow_ips = get("forwarded_allow_ips", "127.0.0.1")
         self.header_timeout = get("header_timeout", 10.0)
         self.body_timeout = get("body_timeout", 30.0)
         self.keepalive_timeout = get("keepalive_timeout", 5.0)
-        self.access_log = get("access_log", False)
+        # A file to log to turns the access log on, as gunicorn's --access-logfile does.
+        self.access_log = get("access_log", False) or bool(get("access_log_file", ""))
+        #: The AccessLog (set by the protocol at start when the access log is on).
+        self.access: Any = None
         # A head can never honestly be longer than this; bytes beyond it are refused
         # even before the parser reports a complete field (bounds its buffering).
         self.max_raw_head = self.max_request_line + self.max_header_bytes + 4096

@@ -61,6 +61,12 @@ class DateCache:
 DATE = DateCache()
 
 
+def error_body_length(status: int, message: str = "") -> int:
+    """The body size of ``error_response(status, message)`` (for the access log)."""
+    line = STATUS_LINES.get(status) or f"{status} Error".encode("latin-1")
+    return len(message or line.decode("latin-1")) + 1
+
+
 def error_response(status: int, message: str = "", *, head: bool = False) -> bytes:
     """A complete plain-text error response that closes the connection."""
     line = STATUS_LINES.get(status) or f"{status} Error".encode("latin-1")

@@ -31,8 +31,9 @@ from urllib.parse import unquote_to_bytes
 
 import httptools
 import structlog
-from netcore.reactor.connection import peer_text
 
+from netcore_http.access import peer_address
+from netcore_http.proxy import TrustedProxies, apply_forwarded, mount
 from netcore_http.request import (
     CLOSE,
     CLOSE_MODE,
@@ -45,7 +46,7 @@ from netcore_http.request import (
     ClientGone,
     Limits,
 )
-from netcore_http.responses import DATE, SERVER, error_response
+from netcore_http.responses import DATE, SERVER, error_body_length, error_response
 
 if TYPE_CHECKING:
     from netcore_http.output import ResponseOutput
@@ -80,18 +81,36 @@ def _environ_key(name: bytes) -> str | None:
 
 
 class ErrorStream:
-    """``wsgi.errors``: what the app writes there becomes ``http.app_error_output`` log events."""
+    """``wsgi.errors``: what the app writes there becomes ``http.app_error_output`` events.
+
+    One event per *message*, not per line: a traceback or a logging record written here
+    (Flask's default handler writes each record, traceback included, then flushes) must
+    stay one event, readable as a whole. Writes collect per thread -- requests on other
+    threads never interleave into it -- and leave as one event at ``flush()``, when the
+    request ends, or past :attr:`MAX_PENDING` characters.
+    """
+
+    MAX_PENDING = 65536
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._partial = ""
+        self._local = threading.local()
+        #: Something was written and not yet logged, on some thread (a cheap hint read
+        #: once per request: most apps never write here).
+        self.dirty = False
 
     def write(self, text: str) -> int:
-        with self._lock:
-            text = self._partial + text
-            *lines, self._partial = text.split("\n")
-        for line in lines:
-            log.warning("http.app_error_output", message=line)
+        if type(text) is not str:
+            raise TypeError(f"wsgi.errors takes str, not {type(text).__name__}")
+        local = self._local
+        parts = getattr(local, "parts", None)
+        if parts is None:
+            parts = local.parts = []
+            local.size = 0
+        parts.append(text)
+        local.size += len(text)
+        self.dirty = True
+        if local.size > self.MAX_PENDING:
+            self.flush()
         return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -99,10 +118,16 @@ class ErrorStream:
             self.write(line)
 
     def flush(self) -> None:
-        with self._lock:
-            partial, self._partial = self._partial, ""
-        if partial:
-            log.warning("http.app_error_output", message=partial)
+        """Log what this thread wrote since the last flush as one event."""
+        local = self._local
+        parts = getattr(local, "parts", None)
+        if not parts:
+            return
+        local.parts = []
+        local.size = 0
+        message = "".join(parts).rstrip("\n")
+        if message:
+            log.warning("http.app_error_output", message=message)
 
 
 class FileWrapper:
@@ -205,6 +230,9 @@ class Call:
     has_date = False
     closed = False
     sent = 0
+    #: When the app was called (metrics on): the start of the request-duration figure.
+    started = 0.0
+    peer = ""  # REMOTE_ADDR, kept for the access log
 
     def __init__(self, output: ResponseOutput, request: tuple) -> None:
         self.output = output
@@ -267,6 +295,7 @@ class Call:
         if self.no_body or not chunk:
             return b""
         if self.chunked:
+            self.sent += len(chunk)
             return b"%x\r\n%b\r\n" % (len(chunk), chunk)
         if self.length is not None:
             remaining = self.remaining
@@ -324,11 +353,18 @@ class Call:
         return b"".join(lines)
 
     # -- ending ------------------------------------------------------------------------------
+    def close_body(self) -> None:
+        """Release a spooled body's temporary file (a streamed body holds nothing)."""
+        body = self.request[4]
+        if type(body) is not bytes:
+            body.close()
+
     def close_app(self) -> None:
         """Call the iterable's ``close()`` once (PEP 3333), whatever happened."""
         if self.closed:
             return
         self.closed = True
+        self.close_body()
         close = getattr(self.result, "close", None)
         if close is not None:
             try:
@@ -338,8 +374,10 @@ class Call:
                 self.output.count_error()
 
     def fail(self, exc: BaseException) -> int:
-        log.error("http.app_failed", method=self.request[0].decode("latin-1"),
-                  target=self.request[1].decode("latin-1"), headers_sent=self.headers_sent, exc_info=exc)
+        # No target, no header: request data stays out of the log unless the access log
+        # is turned on (a query string may carry a token). The traceback has no locals.
+        log.error("http.app_failed", method=self.request[0].decode("latin-1"), headers_sent=self.headers_sent,
+                  exc_info=exc)
         self.output.count_error()
         if not self.headers_sent:
             self.output.append(error_response(500, "internal server error", head=self.request[0] == b"HEAD"))
@@ -349,11 +387,20 @@ class Call:
 class WsgiHost:
     """The app and what every environ shares; ``respond`` is the protocol's responder."""
 
-    def __init__(self, app: Any, limits: Limits, *, multithread: bool, multiprocess: bool) -> None:
+    def __init__(self, app: Any, limits: Limits, *, multithread: bool, multiprocess: bool,
+                 figures: Any = None) -> None:
         self.app = app
         self.limits = limits
-        self.access_log = limits.access_log
+        #: The HTTP metrics (``netcore_http.metrics.HttpFigures``), or None when off.
+        self.figures = figures
+        self.log_access = limits.access_log
+        #: Where access records go (``access.py``); None when the access log is off.
+        self.access = limits.access
+        # Where a response ends, one test covers both the access log and the metrics.
+        self.access_log = limits.access_log or figures is not None
         self.errors = ErrorStream()
+        self.trusted = TrustedProxies(limits.forwarded_allow_ips)
+        self.root_path = limits.root_path
         self.constant = {
             "SCRIPT_NAME": "",
             "wsgi.version": (1, 0),
@@ -363,6 +410,8 @@ class WsgiHost:
             "wsgi.multiprocess": multiprocess,
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
+            # Every wsgi.input here ends at the end of the body (EOF), chunked or not.
+            "wsgi.input_terminated": True,
         }
 
     def base_environ(self, output: ResponseOutput) -> dict:
@@ -385,6 +434,11 @@ class WsgiHost:
             environ["REMOTE_PORT"] = str(peer[1])
         else:
             environ["REMOTE_ADDR"] = ""
+        output.trusted = environ["REMOTE_ADDR"] in self.trusted
+        tls = getattr(connection, "tls", None)  # set by the TLS layer beneath (docs/tls.md)
+        if tls is not None:
+            environ["wsgi.url_scheme"] = "https"
+            environ.update(tls.environ())
         output.environ_base = environ
         return environ
 
@@ -392,7 +446,7 @@ class WsgiHost:
         method, url, version, headers, body, _, _ = request
         line = _LINES.get((method, url, version)) or _request_line(method, url, version)
         environ = (output.environ_base or self.base_environ(output)) | line
-        environ["wsgi.input"] = BytesIO(body)
+        environ["wsgi.input"] = BytesIO(body) if type(body) is bytes else body
         for name, value in headers:
             key = _KEYS.get(name) or _environ_key(name)
             if key is None:
@@ -402,18 +456,49 @@ class WsgiHost:
             else:
                 environ[key] = value.decode("latin-1")
         if body and "CONTENT_LENGTH" not in environ:
-            environ["CONTENT_LENGTH"] = str(len(body))  # a chunked body, read in full
+            # A chunked body read in full: its length is known (a streamed one's is not,
+            # and wsgi.input_terminated says to read to EOF).
+            if type(body) is bytes:
+                environ["CONTENT_LENGTH"] = str(len(body))
+            elif hasattr(body, "seek"):
+                environ["CONTENT_LENGTH"] = str(body.seek(0, 2))
+                body.seek(0)
+        if output.trusted and ("HTTP_X_FORWARDED_FOR" in environ or "HTTP_FORWARDED" in environ
+                               or "HTTP_X_FORWARDED_PROTO" in environ):
+            apply_forwarded(environ, self.trusted)
+        if self.root_path:
+            mount(environ, self.root_path)
         return environ
 
     def respond(self, output: ResponseOutput, request: tuple) -> int:
         if request[6]:
             output.append(error_response(*request[6]))
+            if self.figures is not None:
+                self.figures.response(request[6][0], _monotonic())
+            if self.log_access:
+                self.access.record(request, request[6][0], error_body_length(*request[6]), 0.0,
+                                   peer_address(output.connection.peer))
             return CLOSE
         call = Call(output, request)
+        environ = self.environ(output, request)
+        if self.access_log:
+            call.started = _monotonic()
+            call.peer = environ["REMOTE_ADDR"]
         try:
-            result = self.app(self.environ(output, request), call.start_response)
+            result = self.app(environ, call.start_response)
+        except ClientGone:  # the body could not be read to its end, or the client left
+            call.close_app()
+            return GONE
         except Exception as exc:
-            return call.fail(exc)
+            call.close_body()
+            if self.figures is not None:
+                self.figures.response(500, call.started)
+            if self.errors.dirty:
+                self.errors.flush()  # what the app wrote before it failed, first
+            state = call.fail(exc)
+            if self.log_access:
+                self._record_failure(call)
+            return state
         call.result = result
         if type(result) is list and len(result) == 1 and type(result[0]) is bytes:
             # One string: its length is known, no chunked framing needed (PEP 3333 allows it).
@@ -426,6 +511,8 @@ class WsgiHost:
                 # iterator, no framing per chunk and no close() to call (a list has none).
                 # Anything else takes pump(), which handles every case.
                 call.closed = True
+                if type(request[4]) is not bytes:
+                    call.close_body()
                 if length is not None and len(body) != length and not call.no_body:
                     code = call.code
                     if code >= 200 and code not in _NO_BODY_STATUS:
@@ -436,6 +523,8 @@ class WsgiHost:
                     data += body
                     call.sent = len(body)
                 output.parts.append(data)  # output.append without the call: once per request
+                if self.errors.dirty:
+                    self.errors.flush()
                 if self.access_log:
                     self._access(output, call)
                 return CLOSE if call.closes else DONE
@@ -469,10 +558,18 @@ class WsgiHost:
             call.close_app()
             return GONE
         except Exception as exc:
+            if self.errors.dirty:
+                self.errors.flush()
             state = call.fail(exc)
             call.close_app()
+            if self.figures is not None:
+                self.figures.response(500, call.started)  # as the access log records it
+            if self.log_access:
+                self._record_failure(call)
             return state
         call.close_app()
+        if self.errors.dirty:
+            self.errors.flush()
         if self.access_log:
             self._access(output, call)
         return CLOSE if call.closes else DONE
@@ -509,11 +606,21 @@ class WsgiHost:
             self._access(output, call)
         return CLOSE if call.closes else DONE
 
-    @staticmethod
-    def _access(output: ResponseOutput, call: Call) -> None:
-        request = call.request
-        log.info("http.access", method=request[0].decode("latin-1"), target=request[1].decode("latin-1"),
-                 version=request[2], status=call.code, bytes=call.sent, peer=peer_text(output.connection.peer))
+    def _record_failure(self, call: Call) -> None:
+        """The app failed: a 500 if nothing was sent yet, else the truncated response."""
+        if call.headers_sent:
+            self.access.record(call.request, call.code, call.sent, call.started, call.peer)
+        else:
+            self.access.record(call.request, 500, 0 if call.no_body else error_body_length(500, "internal server error"),
+                               call.started, call.peer)
+
+    def _access(self, output: ResponseOutput, call: Call) -> None:
+        """A response is complete: count it (metrics on) and log it (access log on)."""
+        if self.figures is not None:
+            self.figures.response(call.code, call.started)
+        if not self.log_access:
+            return
+        self.access.record(call.request, call.code, call.sent, call.started, call.peer)
 
 
 #: (method, target, version) -> the environ entries the request line makes: clients

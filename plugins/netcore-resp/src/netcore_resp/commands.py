@@ -21,8 +21,13 @@ import platform
 import time
 from typing import Any, Callable
 
+from netcore_resp import bits, blocking, hashes, lists, sets, strings
+from netcore_resp import keys as key_commands
+from netcore_resp.blocking import Blocked
+from netcore_resp.config import Config
+from netcore_resp.context import Context
 from netcore_resp.framing import LLONG_MAX, LLONG_MIN, error_reply, string2ll
-from netcore_resp.glob import matches
+from netcore_resp.glob import compile_glob
 from netcore_resp.keyspace import Keyspace, now_ms
 from netcore_resp.replies import _BULK_HEADERS as BULK_HEADERS
 from netcore_resp.replies import (
@@ -33,28 +38,39 @@ from netcore_resp.replies import (
     MINUS_ONE,
     MINUS_TWO,
     MUST_BE_POSITIVE,
-    NIL,
     NIL_ARRAY,
     NOT_INTEGER,
+    NULL3,
     OK,
     ONE,
     OVERFLOW,
     PONG,
     STRING_TOO_LONG,
     SYNTAX,
+    WRONGPASS,
     WRONGTYPE,
     ZERO,
     Quit,
     Reply,
+    Switched,
     arity_error,
-    array,
+    array3,
     bulk,
     cstr,
+    flat_pairs,
     integer,
-    maybe_bulk,
+    map3,
+    maybe_bulk3,
     raw_array,
     status,
+    verbatim,
 )
+from netcore_resp.replies import NIL as NIL2
+from netcore_resp.replies import NIL_ARRAY as NIL_ARRAY2
+from netcore_resp.replies import array as array2
+from netcore_resp.replies import maybe_bulk as maybe_bulk2
+from netcore_resp.scan import scan_fields, scan_keys
+from netcore_resp.streaming import PART
 
 Command = Callable[[list, Any], bytes]
 
@@ -69,10 +85,12 @@ SPECS: dict[str, tuple[int, tuple[str, ...], int, int, int]] = {
     "echo": (2, ("fast",), 0, 0, 0),
     "quit": (-1, ("fast", "noscript"), 0, 0, 0),
     "hello": (-1, ("noscript", "loading", "stale", "fast"), 0, 0, 0),
+    "auth": (-2, ("noscript", "loading", "stale", "fast"), 0, 0, 0),
     "select": (2, ("loading", "stale", "fast"), 0, 0, 0),
     "command": (-1, ("loading", "stale"), 0, 0, 0),
     "client": (-2, ("noscript", "loading", "stale"), 0, 0, 0),
     "config": (-2, ("admin", "noscript", "loading", "stale"), 0, 0, 0),
+    "function": (-2, ("noscript",), 0, 0, 0),
     "info": (-1, ("loading", "stale"), 0, 0, 0),
     "dbsize": (1, ("readonly", "fast"), 0, 0, 0),
     "flushdb": (-1, ("write",), 0, 0, 0),
@@ -109,7 +127,20 @@ SPECS: dict[str, tuple[int, tuple[str, ...], int, int, int]] = {
     "hget": (3, ("readonly", "fast"), 1, 1, 1),
     "hdel": (-3, ("write", "fast"), 1, 1, 1),
     "hgetall": (2, ("readonly",), 1, 1, 1),
+    "scan": (-2, ("readonly",), 0, 0, 0),
+    "hscan": (-3, ("readonly",), 1, 1, 1),
+    # installed by netcore_resp.transactions
+    "multi": (1, ("noscript", "loading", "stale", "fast"), 0, 0, 0),
+    "exec": (1, ("noscript", "loading", "stale"), 0, 0, 0),
+    "discard": (1, ("noscript", "loading", "stale", "fast"), 0, 0, 0),
+    "watch": (-2, ("noscript", "loading", "stale", "fast"), 1, -1, 1),
+    "unwatch": (1, ("noscript", "loading", "stale", "fast"), 0, 0, 0),
 }
+#: Commands of SPECS that other modules add to the table after :func:`build`.
+INSTALLED_LATER = {"multi", "exec", "discard", "watch", "unwatch"}
+
+#: The Redis type of a value, by its Python class (TYPE, SCAN's TYPE option).
+TYPE_NAMES: dict[type, bytes] = {bytes: b"string", collections.deque: b"list", dict: b"hash", set: b"set"}
 
 ARITY_ERRORS = {name: arity_error(name) for name in SPECS}
 
@@ -139,6 +170,10 @@ def unknown_subcommand(argv: list[bytes]) -> bytes:
     return error_reply(b"unknown subcommand '%s'. Try %s HELP." % (cstr(argv[1])[:128], argv[0].upper()))
 
 
+NO_SCRIPTING = error_reply("netcore does not implement scripting or functions (EVAL, EVALSHA, SCRIPT, FUNCTION, "
+                           "FCALL); FUNCTION FLUSH and FUNCTION LIST answer as for an empty library")
+
+
 class ServerInfo:
     """What INFO and CONFIG GET report about the running server; filled by the protocol."""
 
@@ -150,10 +185,30 @@ class ServerInfo:
         self.max_bulk = max_bulk
         self.hz = max(1, round(1 / sweep_interval)) if sweep_interval else 10
         self.started = time.monotonic()
+        #: Clients blocked in BLPOP and friends, shared by both protocols' tables.
+        self.waiters = blocking.Waiters()
+        #: CONFIG GET/SET's parameters, with the real values netcore has.
+        self.config = Config({b"proto-max-bulk-len": b"%d" % (max_bulk or 512 * 1024 * 1024),
+                              b"hz": b"%d" % self.hz})
 
 
-def build(ks: Keyspace, info: ServerInfo) -> dict[bytes, Command]:
-    """The command table (upper- and lower-case names) of keyspace ``ks``."""
+def build(ks: Keyspace, info: ServerInfo, resp3: bool = False) -> dict[bytes, Command]:
+    """The command table (upper- and lower-case names) of keyspace ``ks``, for one protocol.
+
+    ``resp3``: the table of clients that said ``HELLO 3``. The two tables share the
+    keyspace and differ only in how replies are typed (null, map, verbatim string), so
+    a command never asks which protocol its client speaks: the client's table answers.
+    """
+    if resp3:
+        NIL = NIL_ARRAY = NULL3  # noqa: N806 - the RESP2 constants' RESP3 counterpart
+        array = array3  # noqa: N806
+        maybe_bulk = maybe_bulk3  # noqa: N806
+        pairs = map3
+        text = verbatim
+    else:
+        NIL, NIL_ARRAY, array, maybe_bulk = NIL2, NIL_ARRAY2, array2, maybe_bulk2  # noqa: N806
+        pairs = flat_pairs
+        text = bulk
     data = ks.data
     expires = ks.expires
     data_get = data.get
@@ -213,28 +268,56 @@ def build(ks: Keyspace, info: ServerInfo) -> dict[bytes, Command]:
 
     @checked
     def hello(argv, client):
-        """RESP2 only: HELLO 3 is refused as Redis refuses a version it lacks (clients then use 2)."""
+        """HELLO [2|3 [AUTH user pass] [SETNAME name]]: answered in the protocol it switches to.
+
+        There are no users but ``default`` with no password (Redis's default): AUTH
+        succeeds for it with any password, as Redis's ``nopass`` does.
+        """
+        version = None
         if len(argv) >= 2:
             version = string2ll(argv[1])
             if version is None:
                 return error_reply("Protocol version is not an integer or out of range")
-            if version != 2:
-                return b"-NOPROTO sorry, this protocol version is not supported.\r\n"
+            if version not in (2, 3):
+                return b"-NOPROTO unsupported protocol version\r\n"
         j = 2
-        name = None
+        name = user = None
         while j < len(argv):
-            if argv[j].lower() == b"setname" and j + 1 < len(argv):
+            more = len(argv) - 1 - j
+            opt = argv[j].lower()
+            if opt == b"auth" and more >= 2:
+                user = argv[j + 1]
+                j += 3
+            elif opt == b"setname" and more >= 1:
                 name = argv[j + 1]
-                if any(c < 33 or c > 126 for c in name):
-                    return error_reply("Client names cannot contain spaces, newlines or special characters.")
                 j += 2
             else:
                 return error_reply(b"Syntax error in HELLO option '%s'" % cstr(argv[j]))
+        if user is not None and user != b"default":
+            return WRONGPASS
         if name is not None:
+            if any(c < 33 or c > 126 for c in name):
+                return error_reply("Client names cannot contain spaces, newlines or special characters.")
             client.name = name or None
-        return raw_array([bulk(b"server"), bulk(b"redis"), bulk(b"version"), bulk(REDIS_VERSION),
-                          bulk(b"proto"), integer(2), bulk(b"id"), integer(client.id), bulk(b"mode"),
-                          bulk(b"standalone"), bulk(b"role"), bulk(b"master"), bulk(b"modules"), EMPTY_ARRAY])
+        proto = version or (3 if resp3 else 2)
+        fields = [(b"server", bulk(b"redis")), (b"version", bulk(REDIS_VERSION)), (b"proto", integer(proto)),
+                  (b"id", integer(client.id)), (b"mode", bulk(b"standalone")), (b"role", bulk(b"master")),
+                  (b"modules", EMPTY_ARRAY)]
+        body = b"".join(bulk(k) + v for k, v in fields)
+        reply = (b"%%%d\r\n" % len(fields) if proto == 3 else b"*%d\r\n" % (2 * len(fields))) + body
+        if proto != (3 if resp3 else 2):
+            client.use_protocol(proto)
+            raise Switched(reply)  # the rest of the batch runs with the other table
+        return reply
+
+    @command
+    def auth(argv, client):
+        if len(argv) == 2:
+            return error_reply("AUTH <password> called without any password configured for the default user. "
+                               "Are you sure your configuration is correct?")
+        if len(argv) != 3:
+            return arity_error("auth")
+        return OK if argv[1] == b"default" else WRONGPASS
 
     @checked
     def select(argv, client):
@@ -265,6 +348,14 @@ def build(ks: Keyspace, info: ServerInfo) -> dict[bytes, Command]:
             if n != 2:
                 return arity_error("client|id")
             return integer(client.id)
+        if sub == b"reply":
+            mode = argv[2].lower() if n == 3 else b""
+            if mode not in (b"on", b"off", b"skip"):
+                return SYNTAX
+            if not (mode == b"skip" and client.reply_mode == b"off"):  # SKIP does nothing when OFF
+                client.reply_mode = None if mode == b"on" else mode
+            client.refresh_table()
+            raise Switched(OK if mode == b"on" else b"")
         if sub == b"setinfo":
             if n != 4:
                 return arity_error("client|setinfo")
@@ -293,24 +384,29 @@ def build(ks: Keyspace, info: ServerInfo) -> dict[bytes, Command]:
             return array([name.encode() for name in SPECS])
         return unknown_subcommand(argv)
 
+    settings = info.config
+
     @checked
     def config(argv, client):
+        if settings.values[b"port"] == b"0":
+            settings.values[b"port"] = b"%d" % info.port_of()
+        reply = settings.command(argv, pairs)
+        return unknown_subcommand(argv) if reply is None else reply
+
+    @checked
+    def function(argv, client):
         sub = argv[1].lower()
-        if sub != b"get":
-            return unknown_subcommand(argv)
-        if len(argv) < 3:
-            return arity_error("config|get")
-        params = {
-            b"save": b"", b"appendonly": b"no", b"databases": b"1", b"maxmemory": b"0",
-            b"proto-max-bulk-len": b"%d" % max_bulk, b"hz": b"%d" % info.hz, b"timeout": b"0",
-        }
-        found: dict[bytes, bytes] = {}
-        for pattern in argv[2:]:
-            pattern = pattern.lower()
-            for name, value in params.items():
-                if name not in found and matches(pattern, name):
-                    found[name] = value
-        return array([x for pair in found.items() for x in pair])
+        if sub == b"flush" and len(argv) <= 3:
+            return OK  # there are no functions: flushing them is done
+        if sub == b"list":
+            return EMPTY_ARRAY
+        return NO_SCRIPTING
+
+    def no_scripting(argv, client):
+        return NO_SCRIPTING
+
+    for name in ("eval", "evalsha", "eval_ro", "evalsha_ro", "script", "fcall", "fcall_ro"):
+        table[name] = no_scripting
 
     @checked
     def info_(argv, client):
@@ -334,12 +430,15 @@ def build(ks: Keyspace, info: ServerInfo) -> dict[bytes, Command]:
                 f"hz:{info.hz}",
                 f"expired_keys:{ks.expired_keys}",
             ]) + "\r\n")
+        if every or b"clients" in wanted:
+            blocked = {id(c) for queue in info.waiters.by_key.values() for c in queue}
+            sections.append(f"# Clients\r\nblocked_clients:{len(blocked)}\r\n")
         if every or b"keyspace" in wanted:
             lines = ["# Keyspace"]
             if data:
                 lines.append(f"db0:keys={len(data)},expires={len(expires)},avg_ttl={ks.average_ttl()}")
             sections.append("\r\n".join(lines) + "\r\n")
-        return bulk("\r\n".join(sections).encode())
+        return text("\r\n".join(sections).encode())
 
     # -- keyspace ----------------------------------------------------------------------
     @checked
@@ -379,7 +478,18 @@ def build(ks: Keyspace, info: ServerInfo) -> dict[bytes, Command]:
         value = alive(argv[1])
         if value is None:
             return b"+none\r\n"
-        return {bytes: b"+string\r\n", collections.deque: b"+list\r\n", dict: b"+hash\r\n"}[value.__class__]
+        return b"+%s\r\n" % TYPE_NAMES[value.__class__]
+
+    def type_name(value: Any) -> bytes:
+        return TYPE_NAMES[value.__class__]
+
+    @checked
+    def scan(argv, client):
+        return scan_keys(data, alive, type_name, argv)
+
+    @checked
+    def hscan(argv, client):
+        return scan_fields(typed(argv[1], dict), argv)
 
     @checked
     def keys(argv, client):
@@ -387,7 +497,7 @@ def build(ks: Keyspace, info: ServerInfo) -> dict[bytes, Command]:
         now = now_ms()
         live = [key for key in data if not (key in expires and expires[key] <= now)] if expires else list(data)
         if pattern != b"*":
-            live = [key for key in live if matches(pattern, key)]
+            live = list(filter(compile_glob(pattern), live))
         return array(live)
 
     # -- expiry ------------------------------------------------------------------------
@@ -634,6 +744,7 @@ def build(ks: Keyspace, info: ServerInfo) -> dict[bytes, Command]:
         return ZERO if value is None else integer(len(value))
 
     # -- lists -------------------------------------------------------------------------
+    waiting = info.waiters.by_key
     def push(argv, left):
         key = argv[1]
         items = typed(key, collections.deque)
@@ -643,7 +754,10 @@ def build(ks: Keyspace, info: ServerInfo) -> dict[bytes, Command]:
             items.extendleft(argv[2:])
         else:
             items.extend(argv[2:])
-        return integer(len(items))
+        n = len(items)
+        if waiting and key in waiting:
+            info.waiters.serve(key)
+        return integer(n)
 
     @checked
     def lpush(argv, client):
@@ -749,10 +863,20 @@ def build(ks: Keyspace, info: ServerInfo) -> dict[bytes, Command]:
     def hgetall(argv, client):
         fields = typed(argv[1], dict)
         if not fields:
-            return EMPTY_ARRAY
-        return array([x for pair in fields.items() for x in pair])
+            return pairs([])
+        return pairs(list(fields.items()))
 
-    missing = set(SPECS) - set(table)
+    ctx = Context(ks=ks, data=data, alive=alive, typed=typed, string_value=string_value, resp3=resp3, nil=NIL,
+                  nil_array=NIL_ARRAY, array=array, maybe_bulk=maybe_bulk, pairs=pairs, table=table, specs=SPECS,
+                  waiters=info.waiters)
+    blocking.install(ctx, info.waiters)
+    for module in (sets, hashes, lists, key_commands):
+        module.install(ctx)
+    strings.install(ctx, max_bulk)
+    bits.install(ctx, max_bulk)
+    key_commands.install_server(ctx)
+
+    missing = set(SPECS) - set(table) - INSTALLED_LATER
     assert not missing, f"commands without an implementation: {missing}"
     by_name: dict[bytes, Command] = {}
     for name, fn in table.items():
@@ -775,40 +899,66 @@ def command_info(name: str) -> bytes:
     ])
 
 
-def make_executor(table: dict[bytes, Command]) -> Callable[[Any, list], bytes]:
-    """``execute(client, batch)``: run every command of ``batch`` in order, join the replies.
+#: ``more`` from the executor when a command blocked (truthy: the batch is not done).
+BLOCKED: Any = type("Blocked", (), {"__repr__": lambda self: "BLOCKED"})()
 
-    Commands look up in one dict get (the table holds the lower- and upper-case names);
-    mixed case, unknown names and the protocol-error marker take the slow way. An error
-    in one command answers that command only. QUIT ends the batch, and a later batch of
-    the same client runs nothing: with handlers on other threads, what was read while
-    QUIT ran has been submitted already, and the connection answers it before closing.
+
+def make_executor(part: int = PART) -> Callable[[Any, Any], tuple[bytes, bool]]:
+    """``run(client, commands) -> (reply, more)``: run commands in order, join their replies.
+
+    ``commands`` is an iterator over a batch. It stops early, with ``more`` True, once
+    the replies pass ``part`` bytes: the caller sends that part and calls again with the
+    same iterator (:mod:`netcore_resp.streaming`), so a long pipeline of large replies
+    never becomes one huge reply. Commands look up in one dict get in the client's table
+    (``client.table``: RESP2's or RESP3's; it holds the lower- and upper-case names); mixed case, unknown names and the protocol-error
+    marker take the slow way. An error in one command answers that command only. QUIT
+    ends the batch, and a later batch of the same client runs nothing: with handlers on
+    other threads, what was read while QUIT ran has been submitted already, and the
+    connection answers it before closing.
     """
-    lookup = table.get
-
     def other(argv: list, client: Any) -> bytes:
         name = argv[0]
         if name is None:  # the marker a protocol error leaves at the end of a batch
             return argv[1]
-        fn = table.get(name.lower())
+        fn = client.table.get(name.lower())
         if fn is None:
+            if client.multi is not None:
+                client.multi_error = True  # EXEC will answer EXECABORT
+            if client.reply_mode is not None:  # CLIENT REPLY OFF / SKIP: not even this error
+                if client.reply_mode == b"skip":
+                    client.reply_mode = None
+                    client.refresh_table()
+                    raise Switched(b"")
+                return b""
             return unknown_command(argv)
         return fn(argv, client)
 
-    def execute(client: Any, batch: list) -> bytes:
+    def run(client: Any, commands: Any) -> tuple[bytes, bool]:
         out: list[bytes] = []
         append = out.append
+        size = 0
+        lookup = client.table.get
         try:
-            for argv in batch:
+            for argv in commands:
                 try:
-                    append(lookup(argv[0], other)(argv, client))
-                except Reply as reply:
-                    append(reply.reply)
+                    reply = lookup(argv[0], other)(argv, client)
+                except Reply as error:
+                    reply = error.reply
+                    if error.__class__ is Switched:  # HELLO: the next commands use the new table
+                        lookup = client.table.get
+                except Blocked:  # BLPOP must wait: keep the batch's state on the client
+                    client.block_head = b"".join(out)
+                    client.block_rest = commands
+                    return b"", BLOCKED
                 except Exception as exc:  # a bug in a command: its reply only, never the server
-                    append(error_reply(f"internal error in '{argv[0]!r}': {type(exc).__name__}"))
+                    reply = error_reply(f"internal error in '{argv[0]!r}': {type(exc).__name__}")
+                append(reply)
+                size += len(reply)
+                if size > part:
+                    return b"".join(out), True
         except Quit:
             append(OK)
             client.quit = True
-        return b"".join(out)
+        return b"".join(out), False
 
-    return execute
+    return run

@@ -165,7 +165,10 @@ class RequestParser:
                 if end - pos < bulklen + 2:
                     self._need = bulklen + 2  # relative to pos, which becomes 0 below
                     break
-                args.append(bytes(buf[pos:pos + bulklen]))
+                # Through a view: bytes(buf[a:b]) would copy twice (a bytearray, then
+                # bytes), and a 512 MB argument would peak at three times its size.
+                with memoryview(buf) as view:
+                    args.append(bytes(view[pos:pos + bulklen]))
                 pos += bulklen + 2  # the trailing CRLF is skipped unchecked, as Redis does
                 self._bulklen = -1
                 self._left -= 1
@@ -175,8 +178,16 @@ class RequestParser:
                 break
             cmds.append(args)
             self._args = None
-        del buf[:pos]
+        if pos == end:
+            self.buf = bytearray()  # gives the memory of a large argument back at once
+        else:
+            del buf[:pos]
         return cmds, error
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for a command not yet complete (Redis's query buffer)."""
+        return len(self.buf)
 
     def _inline(self, buf: bytearray, pos: int, end: int, cmds: list) -> tuple[int, bytes | None]:
         """One inline command (``PING\\r\\n``); returns (new pos or -1 to wait, error)."""

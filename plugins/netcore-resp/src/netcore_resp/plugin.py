@@ -27,6 +27,21 @@ def netcore_add_settings(settings):
     settings.add("resp_max_inline", "int", 64 * 1024,
                  "resp: longest inline command or header line, in bytes, like Redis's PROTO_INLINE_MAX_SIZE",
                  minimum=256, maximum=64 * MiB, metavar="BYTES")
+    settings.add("resp_client_query_buffer_limit", "int", 1024 * MiB,
+                 "resp: most bytes a client's incomplete command may hold in the server, like Redis's "
+                 "client-query-buffer-limit; a client past it is closed without a reply, as Redis does",
+                 minimum=1 * MiB, maximum=64 * 1024 * MiB, metavar="BYTES")
+    settings.add("resp_pubsub_output_hard", "int", 32 * MiB,
+                 "resp: a Pub/Sub subscriber whose unsent output passes this many bytes is disconnected "
+                 "(Redis's client-output-buffer-limit pubsub hard limit; 0: none)",
+                 minimum=0, maximum=64 * 1024 * MiB, metavar="BYTES")
+    settings.add("resp_pubsub_output_soft", "int", 8 * MiB,
+                 "resp: a subscriber above this many unsent bytes for resp_pubsub_output_seconds is "
+                 "disconnected (Redis's pubsub soft limit; 0: none)", minimum=0, maximum=64 * 1024 * MiB,
+                 metavar="BYTES")
+    settings.add("resp_pubsub_output_seconds", "int", 60,
+                 "resp: how long a subscriber may stay above the soft output limit (Redis's soft seconds)",
+                 minimum=0, maximum=86400, metavar="SECONDS")
     settings.add("resp_expire_interval", "float", 0.1,
                  "resp: seconds between active expiry sweeps, which remove expired keys nobody reads "
                  "(Redis: 1/hz)", minimum=0.001, maximum=60, metavar="SECONDS")
@@ -38,8 +53,8 @@ def netcore_add_settings(settings):
 @hookimpl
 def netcore_register_protocols(registry):
     registry.register("resp", "netcore_resp.protocol:RespProtocol",
-                      "RESP2 (Redis protocol): an in-memory keyspace of strings, lists and hashes with "
-                      "expiry, for redis-cli, redis-py and redis-benchmark",
+                      "RESP2/RESP3 (Redis protocol): an in-memory keyspace of strings, lists, hashes and "
+                      "sets with expiry, transactions and Pub/Sub, for redis-cli, redis-py and redis-benchmark",
                       notes="one keyspace per server: in-process dispatch schemes only")
 
 

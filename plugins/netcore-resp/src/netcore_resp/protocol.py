@@ -51,16 +51,22 @@ import contextlib
 import functools
 import itertools
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import hiredis
 from netcore.errors import AssemblyError
-from netcore.protocol import Protocol
+from netcore.protocol import LATER, ConnectionClosed, Protocol
 
-from netcore_resp.commands import ServerInfo, build, make_executor
+from netcore_resp.commands import BLOCKED, SPECS, ServerInfo, build, make_executor, unknown_command
 from netcore_resp.expiry import Sweeper
 from netcore_resp.framing import RequestParser
 from netcore_resp.keyspace import Keyspace
+from netcore_resp.pubsub import Hub, OutputLimit
+from netcore_resp.pubsub import install as install_pubsub
+from netcore_resp.replies import NIL, NIL_ARRAY, NULL3, Reply, Switched
+from netcore_resp.streaming import TURN, YIELD, ReplyStream
+from netcore_resp.transactions import Watches, install
 
 if TYPE_CHECKING:
     from netcore.config import Config
@@ -81,6 +87,11 @@ _client_ids = itertools.count(1)
 _chain = itertools.chain.from_iterable
 
 
+def _arity_of(name: bytes) -> int | None:
+    spec = SPECS.get(name.decode("latin-1"))
+    return None if spec is None else spec[0]
+
+
 class RespProtocol(Protocol):
     """One client connection. The class attributes below are set by :meth:`for_server`."""
 
@@ -89,13 +100,30 @@ class RespProtocol(Protocol):
 
     keyspace: Keyspace
     _execute: Any
+    _run_part: Any
+    _tables: dict[int, Any]
+    _watches: Watches
+    _queueing: dict[int, Any]
+    _subscribed2: Any
+    _hub: Hub
+    _silent: dict
+    #: CLIENT REPLY: None (on), b"off" or b"skip"
+    reply_mode: bytes | None = None
+    _waiters: Any
+    _lock: Any
+    #: The command table of the protocol this client speaks (RESP2 until HELLO 3).
+    table: Any
+    #: 2 or 3 (CLIENT INFO's ``resp=``)
+    proto = 2
     _sweeper: Sweeper
     _limits: tuple[int, int, int]
+    _query_limit: int
     _bulk_overhead: Any
     _array_overhead: Any
     _small_limits: bool
     _single_ok: bool
     _event_loop: bool
+    _stream_on_io_thread: bool = False
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
@@ -111,6 +139,27 @@ class RespProtocol(Protocol):
         self._slow = False  # the reference parser holds a partial command
         self._done = False  # a protocol error or QUIT: read nothing more
         self._run = functools.partial(self._execute, self)
+        #: A streamed batch waiting for output to drain (I/O-thread schemes only).
+        self._paused: ReplyStream | None = None
+        #: MULTI's queue (None: not in a transaction), and whether a command was refused.
+        self.multi: list | None = None
+        self.multi_error = False
+        #: WATCHed keys, and whether one of them was written since.
+        self.watching: set[bytes] = set()
+        self.dirty = False
+        #: Pub/Sub: subscriptions, and output on its way to this client's loop.
+        self.channels: set[bytes] = set()
+        self.patterns: set[bytes] = set()
+        self.pubsub_in_transit = 0
+        self.pubsub_soft_since = 0.0
+        self.pubsub_closing = False
+        #: BLPOP & co. (netcore_resp.blocking): what the client waits for, the reply once
+        #: served, and the batch around the blocked command.
+        self.blocked: tuple | None = None
+        self.block_reply: bytes | None = None
+        self.block_head = b""
+        self.block_rest: Any = None
+        self.in_exec = False
 
     # -- assembly ---------------------------------------------------------------------
     @classmethod
@@ -133,7 +182,8 @@ class RespProtocol(Protocol):
             return 0
 
         return cls.build(server.config, threaded=threaded, event_loop=event_loop,
-                         poller=server.config.poller if event_loop else "", port_of=port)
+                         poller=server.config.poller if event_loop else "", port_of=port,
+                         stream_on_io_thread=event_loop and concurrency.handler_threads)
 
     @classmethod
     def configure(cls, config: Config) -> type[RespProtocol]:
@@ -141,10 +191,12 @@ class RespProtocol(Protocol):
 
     @classmethod
     def build(cls, config: Any, *, threaded: bool, event_loop: bool = True, poller: str = "",
-              port_of: Any = None) -> type[RespProtocol]:
+              port_of: Any = None, stream_on_io_thread: bool = False) -> type[RespProtocol]:
         """A subclass bound to a new keyspace: the per-connection factory of one server.
 
         ``event_loop`` False: connections have no loop, the expiry sweep gets a thread.
+        ``stream_on_io_thread``: handlers run on threads beside a loop, and a long reply is
+        streamed from the loop instead (see :meth:`stream`).
         """
         get = config.get if hasattr(config, "get") else (lambda name, default: default)
         max_bulk = int(get("resp_max_bulk", 512 * 1024 * 1024))
@@ -153,24 +205,59 @@ class RespProtocol(Protocol):
         interval = float(get("resp_expire_interval", 0.1))
         sweep_keys = int(get("resp_expire_sweep_keys", 200))
         keyspace = Keyspace()
-        lock: Any = threading.Lock() if threaded else contextlib.nullcontext()
+        # Reentrant: a command holding it (PUBLISH) may drop a subscriber of the same
+        # thread past its output limit, whose connection_lost takes it again.
+        lock: Any = threading.RLock() if threaded else contextlib.nullcontext()
         info = ServerInfo(poller=poller, dispatch=str(get("dispatch", "")), port_of=port_of, max_bulk=max_bulk,
                           sweep_interval=interval)
-        execute = make_executor(build(keyspace, info))
+        tables = {2: build(keyspace, info), 3: build(keyspace, info, resp3=True)}
+        hub = Hub(OutputLimit(*(int(get(f"resp_pubsub_output_{bound}", default)) for bound, default in
+                                (("hard", 32 * 1024 * 1024), ("soft", 8 * 1024 * 1024), ("seconds", 60)))))
+        limit = hub.limit
+        info.config.values.update({
+            b"client-query-buffer-limit": b"%d" % int(get("resp_client_query_buffer_limit", 1024 * 1024 * 1024)),
+            b"client-output-buffer-limit": b"normal 0 0 0 slave 268435456 67108864 60 pubsub %d %d %d" % (
+                limit.hard, limit.soft, limit.seconds),
+        })
+        subscribed2: dict = {}
+        install_pubsub(tables, subscribed2, hub)  # first: MULTI queues PUBLISH too
+        queueing: dict[int, dict] = {2: {}, 3: {}}
+        watches = Watches(SPECS, [*tables.values(), *queueing.values()])
+        for version, table in tables.items():
+            install(table, queueing[version], watches, nil_array=NULL3 if version == 3 else NIL_ARRAY,
+                    arity_of=_arity_of, unknown=unknown_command)
+        run_part = make_executor()
         if threaded:
-            unlocked = execute
+            unlocked = run_part
 
-            def execute(client: Any, batch: list) -> bytes:
+            def run_part(client: Any, commands: Any) -> tuple[bytes, bool]:
                 with lock:
-                    return unlocked(client, batch)
+                    return unlocked(client, commands)
+
+        def execute(client: Any, batch: list) -> Any:
+            # The lock is held per part, not per batch: a streamed batch sends without it.
+            commands = iter(batch)
+            reply, more = run_part(client, commands)
+            return client.more(reply, commands, more) if more else reply
 
         bulk_overhead = tuple(len(str(n)) + 5 for n in range(min(max_bulk, FAST_BULK_MAX) + 1))
         array_overhead = (_NOT_FAST,) + tuple(len(str(n)) + 3 for n in range(1, min(max_multibulk, FAST_ARGS_MAX) + 1))
         return type(cls.__name__, (cls,), {
             "keyspace": keyspace,
             "_execute": staticmethod(execute),
+            "_run_part": staticmethod(run_part),
+            "_tables": tables,
+            "_watches": watches,
+            "_queueing": queueing,
+            "_subscribed2": subscribed2,
+            "_hub": hub,
+            "_silent": {},
+            "_waiters": info.waiters,
+            "_lock": lock,
+            "table": tables[2],
             "_sweeper": Sweeper(keyspace, lock, interval, sweep_keys),
             "_limits": (max_bulk, max_multibulk, max_inline),
+            "_query_limit": int(get("resp_client_query_buffer_limit", 1024 * 1024 * 1024)),
             "_bulk_overhead": bulk_overhead.__getitem__,
             # Limits below 256 (bytes or arguments): the bytes-of-lengths check would not see them.
             "_small_limits": max_bulk < 256 or max_multibulk < 256,
@@ -178,6 +265,7 @@ class RespProtocol(Protocol):
             "_single_ok": max_bulk >= int(get("recv_size", 65536)) and max_multibulk >= _SINGLE_MAX,
             "_array_overhead": array_overhead.__getitem__,
             "_event_loop": event_loop,
+            "_stream_on_io_thread": stream_on_io_thread,
             "__module__": cls.__module__,
         })
 
@@ -186,6 +274,16 @@ class RespProtocol(Protocol):
         # The first connection starts the sweep: on its loop, or (None) on a thread. A
         # connection of a blocking scheme has no loop to offer, whatever attribute it has.
         self._sweeper.attach(getattr(self.connection, "loop", None) if self._event_loop else None)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """A client that leaves stops watching (its keys' watcher sets must not keep it)."""
+        if self.watching or self.channels or self.patterns:
+            with self._lock:
+                self._watches.unwatch(self)
+                self._hub.drop(self)
+        if self.blocked is not None:
+            with self._lock:
+                self._waiters.drop(self)
 
     def data_received(self, data: bytes) -> None:
         if self._slow or data[0] != 42:  # 42: '*'
@@ -241,12 +339,179 @@ class RespProtocol(Protocol):
         parser = self._parser
         cmds, error = parser.feed(data)
         self._slow = not parser.idle
+        if self._slow and parser.buffered > self._query_limit:
+            # Redis's client-query-buffer-limit: the client is closed, without a reply
+            # (Redis logs a warning; here the error counter counts it).
+            self._done = True
+            self.connection.count_error()
+            self.connection.discard_waiting()
+            self.connection.close()
+            return
         if error is not None:
             cmds.append((None, error))  # the executor answers this marker with the error
             self._done = True  # read nothing more; job_done closes once the error is answered
             self._slow = True  # any further bytes go to this method, which drops them
         if cmds:
             self.connection.submit(self._run, cmds, count=len(cmds) - (error is not None))
+
+    def use_protocol(self, version: int) -> None:
+        """HELLO switched protocols: from now on this client's commands answer in ``version``."""
+        self.proto = version
+        self.refresh_table()
+
+    def refresh_table(self) -> None:
+        """The command table for this client's state: in MULTI, RESP2 subscribed, or plain."""
+        if self.multi is not None:
+            self.table = self._queueing[self.proto]
+        elif self.proto == 2 and (self.channels or self.patterns):
+            self.table = self._subscribed2
+        else:
+            self.table = self._tables[self.proto]
+        if self.reply_mode is not None:
+            self.table = self._silenced(self.table, self.reply_mode)
+
+    def _silenced(self, table: dict, mode: bytes) -> dict:
+        """CLIENT REPLY OFF/SKIP: the table whose commands answer nothing (SKIP: one of them).
+
+        A table of its own, like MULTI's, so that the commands of clients that want their
+        replies pay nothing for the feature. CLIENT itself answers, so that REPLY ON does.
+        """
+        cache = self._silent
+        # RESP3 (un)subscribe confirmations are push messages, which CLIENT REPLY never silences.
+        keep = (b"client", b"subscribe", b"psubscribe", b"unsubscribe", b"punsubscribe") if self.proto == 3 \
+            else (b"client",)
+        silent = cache.get((id(table), mode, keep))
+        if silent is None:
+            def wrap(fn: Any) -> Any:
+                def run(argv: list, client: Any) -> bytes:
+                    try:
+                        fn(argv, client)
+                    except Switched:
+                        raise Switched(b"") from None
+                    except Reply:
+                        pass
+                    if mode == b"skip" and client.reply_mode == b"skip":
+                        client.reply_mode = None
+                        client.refresh_table()
+                        raise Switched(b"")
+                    return b""
+                return run
+
+            silent = {name: fn if name.lower() in keep else wrap(fn) for name, fn in table.items()}
+            cache[(id(table), mode, keep)] = silent
+        return silent
+
+    # -- Pub/Sub delivery (this connection's I/O thread) ----------------------------------
+    def pubsub_write(self, data: bytes) -> None:
+        self.pubsub_in_transit -= len(data)
+        if not self.pubsub_closing:
+            self.connection.post(data)
+
+    def close_for_output_limit(self) -> None:
+        """Past the pubsub output limit: dropped at once, unsent output and all (as Redis does)."""
+        self.connection.count_error()
+        self.connection.abort()
+
+    # -- the rest of a batch: blocked, or large -----------------------------------------
+    def more(self, reply: bytes, commands: Any, more: Any) -> Any:
+        if more is BLOCKED:
+            # The executor kept the batch on this client (under the lock). The timeout is a
+            # deadline, armed on the I/O thread (maybe after a push already served us).
+            self.connection.run_on_io_thread(self._arm_block_timeout)
+            return LATER
+        return self.stream(reply, commands)
+
+    def _arm_block_timeout(self) -> None:
+        with self._lock:
+            if self.block_reply is not None:
+                self.connection.set_deadline(time.monotonic(), self._wake)
+                return
+            blocked = self.blocked
+            timeout = blocked[2] if blocked is not None else 0
+        if timeout:
+            self.connection.set_deadline(time.monotonic() + timeout, self._on_block_timeout)
+
+    def wake_soon(self) -> None:
+        """Served by a push (I/O thread): answer on the next loop iteration, not inside the push."""
+        self.connection.set_deadline(time.monotonic(), self._wake)
+
+    def _on_block_timeout(self) -> None:
+        with self._lock:
+            if self.block_reply is None and self.blocked is not None:
+                how = self.blocked[1]
+                self._waiters.drop(self)
+                nil = NULL3 if self.proto == 3 else (NIL_ARRAY if how[0] in ("pop", "mpop") else NIL)
+                self.block_reply = nil
+        self._wake()
+
+    def _wake(self) -> None:
+        with self._lock:
+            reply, self.block_reply = self.block_reply, None
+            head, self.block_head = self.block_head, b""
+            commands, self.block_rest = self.block_rest, None
+        if reply is None or commands is None:
+            return
+        rest, more = self._run_part(self, commands)
+        reply = head + reply + rest
+        if more is BLOCKED:
+            self.block_head = reply + self.block_head
+            self._arm_block_timeout()
+            return
+        if more:
+            self._continue(ReplyStream(self._run_part, self, commands, reply))
+            return
+        self.connection.job_finished(reply)
+
+    # -- large replies ------------------------------------------------------------------
+    def stream(self, first: bytes, commands: Any) -> Any:
+        """The batch's output passed one part: send it in parts (:mod:`netcore_resp.streaming`).
+
+        Where handlers run on threads beside a loop (``pool``, ``thread``...), the stream
+        moves to the connection's I/O thread and the handler returns at once: a blocking
+        ``send`` would hold a handler thread for as long as the client takes to read
+        (two slow readers would take a two-thread pool), and the pool runs the requests
+        handed over in the same loop iteration one after the other on that thread, so
+        another client's PING would wait for the whole stream. On the loop the stream
+        costs one part's work per writable event, and nobody waits for it.
+        """
+        stream = ReplyStream(self._run_part, self, commands, first)
+        if self._stream_on_io_thread:
+            # core-api: the contract has no "continue this submission on the I/O thread";
+            # run_on_io_thread + LATER does it. The loop may end the stream (job_finished)
+            # before it has seen this handler return LATER; a serial connection, with one
+            # submission in flight, takes the two in either order.
+            self.connection.run_on_io_thread(self._continue, stream)
+            return LATER
+        return self._pump(stream)
+
+    def _continue(self, stream: ReplyStream) -> None:
+        reply = self._pump(stream)
+        if reply is not LATER:
+            self.connection.job_finished(reply)
+
+    def _pump(self, stream: ReplyStream) -> Any:
+        connection = self.connection
+        try:
+            rest = stream.pump(connection.send, TURN if self._event_loop else None)
+        except ConnectionClosed:
+            return None  # the peer left: the rest of the batch is not run, as in Redis
+        if rest is None:  # output above high water: resume_writing goes on
+            self._paused = stream
+            return LATER
+        if rest is YIELD:  # the turn is used: go on after this loop iteration's other events
+            # The one deadline of a connection, due now, is the contract's "call me on the
+            # next iteration"; a client streaming a reply has no other deadline to keep.
+            connection.set_deadline(time.monotonic(), functools.partial(self._continue, stream))
+            return LATER
+        return rest
+
+    def resume_writing(self) -> None:
+        """Output drained below the low-water mark (I/O thread): go on with a paused stream."""
+        stream = self._paused
+        if stream is None:
+            return
+        self._paused = None
+        self._continue(stream)
 
     def job_done(self) -> None:
         """A batch's reply is with the connection (I/O thread): close after QUIT or an error.

@@ -42,6 +42,42 @@ class Reply(Exception):
         self.reply = reply
 
 
+class Switched(Reply):
+    """Raised by HELLO when it changed the client's protocol: the rest of the batch must
+    be run by the client's new command table (the executor looks it up again)."""
+
+
+WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+
+# -- RESP3 (after HELLO 3) ------------------------------------------------------------------
+NULL3 = b"_\r\n"
+
+
+def maybe_bulk3(value: bytes | None) -> bytes:
+    return NULL3 if value is None else bulk(value)
+
+
+def array3(items: Iterable[bytes | None]) -> bytes:
+    """An array of bulk strings (None items are RESP3 nulls)."""
+    parts = [NULL3 if item is None else bulk(item) for item in items]
+    return b"*%d\r\n" % len(parts) + b"".join(parts)
+
+
+def map3(items: list[tuple[bytes, bytes]]) -> bytes:
+    """A RESP3 map of bulk strings: ``%<n>`` then key, value, key, value..."""
+    return b"%%%d\r\n" % len(items) + b"".join(bulk(k) + bulk(v) for k, v in items)
+
+
+def flat_pairs(items: list[tuple[bytes, bytes]]) -> bytes:
+    """What RESP2 sends for a map: a flat array key, value, key, value..."""
+    return b"*%d\r\n" % (2 * len(items)) + b"".join(bulk(k) + bulk(v) for k, v in items)
+
+
+def verbatim(text: bytes) -> bytes:
+    """A RESP3 verbatim string of format ``txt`` (what Redis answers INFO with)."""
+    return b"=%d\r\ntxt:" % (len(text) + 4) + text + CRLF
+
+
 class Quit(BaseException):
     """Raised by QUIT: answer +OK, run nothing after it, close the connection.
 

@@ -1,0 +1,164 @@
+"""Generic key commands: RENAME, RENAMENX, COPY, RANDOMKEY, TOUCH, OBJECT, EXPIREAT,
+PEXPIREAT, EXPIRETIME, PEXPIRETIME (Redis 7.0's ``db.c``, ``object.c``, ``expire.c``).
+
+One database (SELECT other than 0, MOVE and SWAPDB are refused: docs/resp.md)."""
+
+from __future__ import annotations
+
+import collections
+import copy
+import random
+
+from netcore_resp.context import Context
+from netcore_resp.framing import error_reply, string2ll
+from netcore_resp.keyspace import now_ms
+from netcore_resp.replies import MINUS_ONE, MINUS_TWO, NOT_INTEGER, OK, ONE, SYNTAX, ZERO, Reply, bulk, integer
+
+NO_SUCH_KEY = error_reply("no such key")
+ENCODINGS = {bytes: b"raw", collections.deque: b"quicklist", dict: b"hashtable", set: b"hashtable"}
+
+
+def install(ctx: Context) -> None:
+    ks, data, alive, register = ctx.ks, ctx.data, ctx.alive, ctx.register
+
+    def rename(argv, client, nx: bool) -> bytes:
+        source, destination = argv[1], argv[2]
+        value = alive(source)
+        if value is None:
+            raise Reply(NO_SUCH_KEY)
+        if source == destination:
+            return ZERO if nx else OK
+        if nx and alive(destination) is not None:
+            return ZERO
+        deadline = ks.deadline(source)
+        ks.delete(source)
+        ks.delete(destination)
+        data[destination] = value
+        if deadline != -1:
+            ks.set_deadline(destination, deadline)
+        return ONE if nx else OK
+
+    def copy_(argv, client):
+        source, destination = argv[1], argv[2]
+        replace = False
+        for opt in argv[3:]:
+            if opt.lower() == b"replace":
+                replace = True
+            elif opt.lower() == b"db":
+                raise Reply(error_reply("DB index is out of range"))
+            else:
+                raise Reply(SYNTAX)
+        value = alive(source)
+        if value is None:
+            return ZERO
+        if alive(destination) is not None:
+            if not replace:
+                return ZERO
+            ks.delete(destination)
+        data[destination] = value if value.__class__ is bytes else copy.copy(value)
+        deadline = ks.deadline(source)
+        if deadline != -1:
+            ks.set_deadline(destination, deadline)
+        return ONE
+
+    def randomkey(argv, client):
+        for _ in range(100):  # a few tries past keys that turn out to be expired
+            if not data:
+                return ctx.nil
+            key = random.choice(tuple(data)) if len(data) < 1000 else next(iter(data))
+            if alive(key) is not None:
+                return bulk(key)
+        return ctx.nil
+
+    def touch(argv, client):
+        return integer(sum(1 for key in argv[1:] if alive(key) is not None))
+
+    def object_(argv, client):
+        sub = argv[1].lower()
+        if sub == b"help":
+            return ctx.array([b"OBJECT <subcommand> [<arg> [value] [opt] ...]", b"ENCODING <key>", b"FREQ <key>",
+                              b"IDLETIME <key>", b"REFCOUNT <key>"])
+        if len(argv) != 3 or sub not in (b"encoding", b"freq", b"idletime", b"refcount"):
+            raise Reply(error_reply(b"unknown subcommand or wrong number of arguments for '%s'. Try OBJECT HELP."
+                                    % argv[1]))
+        value = alive(argv[2])
+        if value is None:
+            return ctx.nil
+        if sub == b"encoding":
+            if value.__class__ is bytes:
+                if string2ll(value) is not None:
+                    return bulk(b"int")
+                return bulk(b"embstr" if len(value) <= 44 else b"raw")
+            return bulk(ENCODINGS.get(value.__class__, b"hashtable"))
+        if sub == b"refcount":
+            return ONE
+        if sub == b"freq":
+            raise Reply(error_reply("An LFU maxmemory policy is not selected, access frequency not tracked. "
+                                    "Please note that when switching between policies at runtime LRU and LFU "
+                                    "data will take some time to adjust."))
+        return ZERO  # idletime: not tracked
+
+    def expire_at(argv, client, unit_ms: int) -> bytes:
+        when = string2ll(argv[2])
+        if when is None:
+            raise Reply(NOT_INTEGER)
+        key = argv[1]
+        if alive(key) is None:
+            return ZERO
+        if len(argv) > 3:
+            raise Reply(error_reply(b"Unsupported option %s" % argv[3]))
+        when *= unit_ms
+        if when <= now_ms():
+            ks.delete(key)
+        else:
+            ks.set_deadline(key, when)
+        return ONE
+
+    def expiretime(argv, client, unit_ms: int) -> bytes:
+        key = argv[1]
+        if alive(key) is None:
+            return MINUS_TWO
+        when = ks.deadline(key)
+        return MINUS_ONE if when == -1 else integer(when // unit_ms)
+
+    register("rename", (3, ("write",), 1, 2, 1), lambda argv, client: rename(argv, client, False))
+    register("renamenx", (3, ("write", "fast"), 1, 2, 1), lambda argv, client: rename(argv, client, True))
+    register("copy", (-3, ("write", "denyoom"), 1, 2, 1), copy_)
+    register("randomkey", (1, ("readonly",), 0, 0, 0), randomkey)
+    register("touch", (-2, ("readonly", "fast"), 1, -1, 1), touch)
+    register("object", (-2, ("readonly",), 2, 2, 1), object_)
+    register("expireat", (-3, ("write", "fast"), 1, 1, 1), lambda argv, client: expire_at(argv, client, 1000))
+    register("pexpireat", (-3, ("write", "fast"), 1, 1, 1), lambda argv, client: expire_at(argv, client, 1))
+    register("expiretime", (2, ("readonly", "fast"), 1, 1, 1), lambda argv, client: expiretime(argv, client, 1000))
+    register("pexpiretime", (2, ("readonly", "fast"), 1, 1, 1), lambda argv, client: expiretime(argv, client, 1))
+
+
+def install_server(ctx: Context) -> None:
+    """TIME and MEMORY USAGE (an estimate from the Python objects' sizes)."""
+    import sys
+    import time
+
+    register = ctx.register
+
+    def time_(argv, client):
+        now = time.time_ns() // 1000
+        return b"*2\r\n" + bulk(b"%d" % (now // 1_000_000)) + bulk(b"%d" % (now % 1_000_000))
+
+    def memory(argv, client):
+        sub = argv[1].lower()
+        if sub == b"usage":
+            value = ctx.alive(argv[2]) if len(argv) >= 3 else None
+            if value is None:
+                return ctx.nil
+            size = sys.getsizeof(argv[2]) + sys.getsizeof(value)
+            if value.__class__ is dict:
+                size += sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in value.items())
+            elif value.__class__ is not bytes:
+                size += sum(sys.getsizeof(item) for item in value)
+            return integer(size)
+        if sub == b"doctor":
+            return bulk(b"Sam, I detected no memory problems in this netcore instance.")
+        raise Reply(error_reply(b"unknown subcommand '%s'. Try MEMORY HELP." % argv[1]))
+
+    register("time", (1, ("loading", "stale", "fast"), 0, 0, 0), time_)
+    register("memory", (-2, ("readonly",), 0, 0, 0), memory)

@@ -1,0 +1,163 @@
+"""String commands beyond the hot ones of :mod:`netcore_resp.commands`: ranges, floats,
+GETDEL/GETEX, SETEX/PSETEX, MSETNX. Error texts follow Redis 7.0's ``t_string.c``."""
+
+from __future__ import annotations
+
+import math
+
+from netcore_resp.context import Context
+from netcore_resp.framing import LLONG_MAX, error_reply, string2ll
+from netcore_resp.keyspace import now_ms
+from netcore_resp.replies import NOT_INTEGER, OK, ONE, STRING_TOO_LONG, SYNTAX, ZERO, Reply, bulk, integer
+
+NOT_FLOAT = error_reply("value is not a valid float")
+NAN_OR_INF = error_reply("increment would produce NaN or Infinity")
+
+
+def parse_float(value: bytes) -> float:
+    """Redis's strtold-based check: a number, no blanks, not NaN."""
+    try:
+        if value != value.strip() or not value:
+            raise ValueError
+        number = float(value)
+    except ValueError:
+        raise Reply(NOT_FLOAT) from None
+    if math.isnan(number):
+        raise Reply(NOT_FLOAT)
+    return number
+
+
+def format_float(value: float) -> bytes:
+    """Redis's human form of a float: fixed point, no trailing zeros, integers without a dot."""
+    if value == int(value) and abs(value) < 1e17:
+        return b"%d" % int(value)
+    text = repr(value)
+    if "e" in text:
+        text = f"{value:.17f}".rstrip("0").rstrip(".")
+    return text.encode()
+
+
+def install(ctx: Context, max_bulk: int) -> None:
+    ks, data, string_value, register = ctx.ks, ctx.data, ctx.string_value, ctx.register
+
+    def getrange(argv, client):
+        start, end = string2ll(argv[2]), string2ll(argv[3])
+        if start is None or end is None:
+            raise Reply(NOT_INTEGER)
+        value = string_value(argv[1]) or b""
+        n = len(value)
+        if start < 0 and end < 0 and start > end:
+            return bulk(b"")
+        if start < 0:
+            start = max(0, n + start)
+        if end < 0:
+            end = max(0, n + end)
+        end = min(end, n - 1)
+        if start > end or n == 0:
+            return bulk(b"")
+        return bulk(value[start:end + 1])
+
+    def setrange(argv, client):
+        offset = string2ll(argv[2])
+        if offset is None:
+            raise Reply(NOT_INTEGER)
+        if offset < 0:
+            raise Reply(error_reply("offset is out of range"))
+        key, piece = argv[1], argv[3]
+        old = string_value(key)
+        if old is None:
+            if not piece:
+                return ZERO
+            old = b""
+        if not piece:
+            return integer(len(old))
+        if offset + len(piece) > max_bulk:
+            raise Reply(STRING_TOO_LONG)
+        value = old.ljust(offset, b"\0")[:offset] + piece + old[offset + len(piece):]
+        data[key] = value
+        return integer(len(value))
+
+    def incrbyfloat(argv, client):
+        key = argv[1]
+        old = string_value(key)
+        current = 0.0 if old is None else parse_float(old)
+        value = current + parse_float(argv[2])
+        if math.isinf(value) or math.isnan(value):
+            raise Reply(NAN_OR_INF)
+        encoded = format_float(value)
+        data[key] = encoded
+        return bulk(encoded)
+
+    def getdel(argv, client):
+        key = argv[1]
+        value = string_value(key)
+        if value is not None:
+            ks.delete(key)
+        return ctx.maybe_bulk(value)
+
+    def getex(argv, client):
+        key = argv[1]
+        value = string_value(key)
+        when = None
+        persist = False
+        j = 2
+        while j < len(argv):
+            opt = argv[j].lower()
+            if opt == b"persist" and when is None and not persist:
+                persist = True
+                j += 1
+                continue
+            if opt in (b"ex", b"px", b"exat", b"pxat") and when is None and not persist and j + 1 < len(argv):
+                number = string2ll(argv[j + 1])
+                if number is None:
+                    raise Reply(NOT_INTEGER)
+                seconds = opt in (b"ex", b"exat")
+                if number <= 0 or (seconds and number > LLONG_MAX // 1000):
+                    raise Reply(error_reply("invalid expire time in 'getex' command"))
+                when = number * (1000 if seconds else 1) + (now_ms() if opt in (b"ex", b"px") else 0)
+                j += 2
+                continue
+            raise Reply(SYNTAX)
+        if value is None:
+            return ctx.nil
+        if when is not None:
+            if when <= now_ms():
+                ks.delete(key)
+            else:
+                ks.set_deadline(key, when)
+        elif persist:
+            ks.persist(key)
+        return bulk(value)
+
+    def set_expiring(argv, unit_ms: int, name: str) -> bytes:
+        number = string2ll(argv[2])
+        if number is None:
+            raise Reply(NOT_INTEGER)
+        if number <= 0 or number > LLONG_MAX // unit_ms:
+            raise Reply(error_reply(f"invalid expire time in '{name}' command"))
+        key = argv[1]
+        data[key] = argv[3]
+        ks.set_deadline(key, now_ms() + number * unit_ms)
+        return OK
+
+    def msetnx(argv, client):
+        if len(argv) % 2 == 0:
+            raise Reply(error_reply("wrong number of arguments for 'msetnx' command"))
+        keys = argv[1::2]
+        if any(ctx.alive(key) is not None for key in keys):
+            return ZERO
+        for i in range(1, len(argv), 2):
+            data[argv[i]] = argv[i + 1]
+            ks.persist(argv[i])
+        return ONE
+
+    w = ("write", "denyoom")
+    register("getrange", (4, ("readonly",), 1, 1, 1), getrange)
+    register("substr", (4, ("readonly",), 1, 1, 1), getrange)
+    register("setrange", (4, w, 1, 1, 1), setrange)
+    register("incrbyfloat", (3, ("write", "denyoom", "fast"), 1, 1, 1), incrbyfloat)
+    register("getdel", (2, ("write", "fast"), 1, 1, 1), getdel)
+    register("getex", (-2, ("write", "fast"), 1, 1, 1), getex)
+    register("setex", (4, w, 1, 1, 1), lambda argv, client: set_expiring(argv, 1000, "setex"))
+    register("psetex", (4, w, 1, 1, 1), lambda argv, client: set_expiring(argv, 1, "psetex"))
+    register("msetnx", (-3, w, 1, -1, 2), msetnx)

@@ -1,0 +1,397 @@
+"""TLS beneath every protocol under every scheme, against real servers and real clients.
+
+Certificates are made per test session (netcore.testing.certs, the ``cryptography``
+package); nothing is committed. Clients: Python's ssl with its default verification,
+curl ``--cacert``, ``openssl s_client`` (``-reconnect`` for resumption), redis-cli
+``--tls`` and redis-py; each skips with the reason where it is not installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+from layer_testing import COMBOS, IDS
+from netcore.testing.server_process import ServerProcess
+
+pytest.importorskip("cryptography", reason="the TLS tests make their certificates with cryptography")
+from netcore.testing.certs import make_test_pki  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+APP_ENV = {"PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
+TIMEOUT = 20.0
+
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_test_pki(tmp_path_factory.mktemp("pki"))
+
+
+def tls_args(pki, *extra: str) -> list[str]:
+    return ["--certfile", str(pki.server_cert), "--keyfile", str(pki.server_key), *extra]
+
+
+def client_context(pki, cert=None, key=None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    if cert is not None:
+        context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+def tls_connect(address, context, **kwargs) -> ssl.SSLSocket:
+    raw = socket.create_connection(address, timeout=TIMEOUT)
+    return context.wrap_socket(raw, server_hostname="localhost", **kwargs)
+
+
+def tls_echo(address, context, payload: bytes = b"ping\n") -> bytes:
+    with tls_connect(address, context) as sock:
+        sock.sendall(payload)
+        got = b""
+        while len(got) < len(payload):
+            chunk = sock.recv(65536)
+            assert chunk, f"EOF after {len(got)} of {len(payload)} bytes"
+            got += chunk
+        return got
+
+
+def nonblocking_echo(address, context, payload: bytes, *, bufsize: int = 32768) -> bytes:
+    """Send and receive at once on one thread (an SSL object must not be shared by two)."""
+    raw = socket.create_connection(address, timeout=TIMEOUT)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, bufsize)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, bufsize)
+    sock = context.wrap_socket(raw, server_hostname="localhost")
+    sock.setblocking(False)
+    view = memoryview(payload)
+    sent, received = 0, bytearray()
+    deadline = time.monotonic() + 60
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        while len(received) < len(payload):
+            assert time.monotonic() < deadline, f"stalled: sent {sent}, received {len(received)}"
+            selector.modify(sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if sent < len(payload) else 0))
+            selector.select(1.0)
+            try:
+                while True:
+                    chunk = sock.recv(65536)
+                    assert chunk, f"EOF after {len(received)} bytes"
+                    received += chunk
+            except ssl.SSLWantReadError:
+                pass
+            if sent < len(payload):
+                try:
+                    sent += sock.send(view[sent:sent + 65536])
+                except ssl.SSLWantWriteError:
+                    pass
+    sock.close()
+    return bytes(received)
+
+
+# -- every scheme --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=IDS)
+def test_16_mib_echo_over_tls_is_byte_identical(pki, combo):
+    payload = os.urandom(16 << 20)
+    with ServerProcess(*tls_args(pki), *combo, "--recv-size", "4096", "--high-water", "65536",
+                       "--low-water", "16384") as server:
+        got = nonblocking_echo(server.address, client_context(pki), payload)
+        assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+        assert server.stop() == 0
+        stats = server.stopped_event()["stats"]
+        assert stats["bytes_received"] == stats["bytes_sent"] == len(payload)
+        assert stats["errors"] == 0
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=IDS)
+def test_pipelined_http_over_tls_answers_in_order(pki, combo):
+    with ServerProcess(*tls_args(pki), *combo, "--protocol", "http", "--app", "tls_apps:environ",
+                       env=APP_ENV) as server:
+        with tls_connect(server.address, client_context(pki)) as sock:
+            assert sock.selected_alpn_protocol() in (None, "http/1.1")
+            requests = b"".join(f"GET /r{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(40))
+            sock.sendall(requests)
+            stream = sock.makefile("rb")
+            paths = []
+            for _ in range(40):
+                response = http.client.HTTPResponse(_Replay(stream))
+                response.begin()
+                seen = json.loads(response.read())
+                paths.append(seen["PATH_INFO"])
+                assert seen["wsgi.url_scheme"] == "https" and seen["HTTPS"] == "on"
+                assert seen["SSL_PROTOCOL"] in ("TLSv1.2", "TLSv1.3") and seen["SSL_CIPHER"]
+                assert seen["SSL_CLIENT_VERIFY"] == "NONE"
+        assert paths == [f"/r{i}" for i in range(40)]
+        assert server.stop() == 0
+
+
+class _Replay:
+    """What http.client.HTTPResponse reads from: one response at a time off a shared stream."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def makefile(self, *_args, **_kwargs):
+        return _NoClose(self.stream)
+
+
+class _NoClose:
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=IDS)
+def test_graceful_term_sends_close_notify(pki, combo):
+    with ServerProcess(*tls_args(pki), *combo) as server:
+        sock = tls_connect(server.address, client_context(pki), suppress_ragged_eofs=False)
+        sock.sendall(b"before the stop\n")
+        assert sock.recv(100) == b"before the stop\n"
+        server.proc.send_signal(signal.SIGTERM)
+        # close_notify makes recv return b''; a bare FIN would raise SSLEOFError here.
+        assert sock.recv(100) == b""
+        sock.close()
+        assert server.stop() == 0
+
+
+@pytest.mark.parametrize("combo", [c for c in COMBOS if "prefork-blocking" not in c],
+                         ids=[i for i in IDS if i != "prefork-blocking"])  # see the docstring
+def test_200_stalled_handshakes_do_not_delay_a_fresh_client(pki, combo):
+    """Blocking schemes with a fixed number of workers are left out: each stalled
+    handshake holds a worker until tls_handshake_timeout, as a slow request would."""
+    with ServerProcess(*tls_args(pki), *combo, "--max-connections", "1000") as server:
+        stalled = [socket.create_connection(server.address, timeout=TIMEOUT) for _ in range(200)]
+        try:
+            for sock in stalled[::2]:
+                sock.sendall(b"\x16\x03\x01\x02\x00\x01")  # the start of a ClientHello, then nothing
+            context = client_context(pki)
+            tls_echo(server.address, context)  # warm: the server has taken the 200 by now
+            started = time.monotonic()
+            assert tls_echo(server.address, context) == b"ping\n"
+            elapsed = time.monotonic() - started
+            assert elapsed < 0.1, f"a fresh client took {elapsed * 1000:.0f} ms behind 200 stalled handshakes"
+        finally:
+            for sock in stalled:
+                sock.close()
+        assert server.stop() == 0
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=IDS)
+def test_plaintext_to_the_tls_port_closes_only_that_connection(pki, combo):
+    with ServerProcess(*tls_args(pki), *combo, "--protocol", "http") as server:
+        context = client_context(pki)
+        other = tls_connect(server.address, context)
+        plain = socket.create_connection(server.address, timeout=TIMEOUT)
+        plain.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            assert plain.recv(100) == b""
+        except ConnectionResetError:
+            pass
+        plain.close()
+        other.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert other.recv(100).startswith(b"HTTP/1.1 200")
+        other.close()
+        assert server.stop() == 0
+        assert server.stopped_event()["stats"]["errors"] >= 1
+
+
+def test_a_stalled_handshake_is_closed_after_the_timeout(pki):
+    with ServerProcess(*tls_args(pki, "--tls-handshake-timeout", "0.3")) as server:
+        sock = socket.create_connection(server.address, timeout=TIMEOUT)
+        started = time.monotonic()
+        assert sock.recv(100) == b""
+        assert 0.25 < time.monotonic() - started < 5
+        sock.close()
+        server.wait_event("tls.handshake_timeout")
+        assert server.stop() == 0
+        assert server.stopped_event()["stats"]["errors"] == 1
+
+
+# -- client certificates ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("combo", [("--poller", "epoll-et"), ("--dispatch", "threading")], ids=["inline", "threading"])
+def test_client_certificates_when_required(pki, combo):
+    args = tls_args(pki, "--cert-reqs", "required", "--ca-certs", str(pki.ca_cert), "--protocol", "http",
+                    "--app", "tls_apps:environ")
+    with ServerProcess(*args, *combo, env=APP_ENV) as server:
+        good = client_context(pki, pki.client_cert, pki.client_key)
+        with tls_connect(server.address, good) as sock:
+            sock.sendall(b"GET /me HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            seen = json.loads(_read_all(sock).split(b"\r\n\r\n", 1)[1])
+        assert seen["SSL_CLIENT_VERIFY"] == "SUCCESS"
+        assert seen["SSL_CLIENT_S_DN"] == "CN=alice,O=netcore tests"
+        assert seen["SSL_CLIENT_CERT"].startswith("-----BEGIN CERTIFICATE-----")
+        refused = 0
+        for cert, key in ((None, None), (pki.expired_cert, pki.expired_key), (pki.stranger_cert, pki.stranger_key)):
+            try:
+                with tls_connect(server.address, client_context(pki, cert, key)) as sock:
+                    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    assert sock.recv(100) == b""
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                pass
+            refused += 1
+        with tls_connect(server.address, good) as sock:  # and the server serves on
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert _read_all(sock).startswith(b"HTTP/1.1 200")
+        assert server.stop() == 0
+        assert server.stopped_event()["stats"]["errors"] == refused
+
+
+def _read_all(sock) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+# -- listeners, settings ---------------------------------------------------------------------
+
+
+def test_a_plaintext_and_a_tls_listener_in_one_server(pki):
+    with ServerProcess(*tls_args(pki), "--bind", "127.0.0.1:0", "--bind", "tls:127.0.0.1:0", bind="") as server:
+        plain_text, tls_text = server.addresses
+        plain = socket.create_connection(_hostport(plain_text), timeout=TIMEOUT)
+        plain.sendall(b"plain\n")
+        assert plain.recv(100) == b"plain\n"
+        plain.close()
+        assert tls_echo(_hostport(tls_text), client_context(pki)) == b"ping\n"
+        assert server.stop() == 0
+
+
+def _hostport(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+@pytest.mark.parametrize("args, setting", [
+    (["--certfile", "/nonexistent/cert.pem"], "certfile"),
+    (["--bind", "tls:127.0.0.1:0"], "certfile"),
+    (["--cert-reqs", "required"], "certfile"),
+], ids=["missing-cert", "tls-address-without-cert", "cert-reqs-without-cert"])
+def test_bad_tls_settings_fail_at_start_with_one_line(args, setting):
+    proc = subprocess.run(["netcore", "serve", "--bind", "127.0.0.1:0", *args], capture_output=True, text=True,
+                          timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and setting in lines[0], proc.stderr
+
+
+def test_an_encrypted_key_with_its_password(pki):
+    with ServerProcess("--certfile", str(pki.server_cert), "--keyfile", str(pki.server_key_encrypted),
+                       "--keyfile-password", pki.key_password) as server:
+        assert tls_echo(server.address, client_context(pki)) == b"ping\n"
+        assert server.stop() == 0
+
+
+# -- third-party clients ---------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_with_cacert(pki):
+    with ServerProcess(*tls_args(pki), "--protocol", "http", "--app", "tls_apps:environ", env=APP_ENV) as server:
+        host, port = server.address
+        proc = subprocess.run(["curl", "-sS", "--cacert", str(pki.ca_cert), f"https://localhost:{port}/curl"],
+                              capture_output=True, timeout=TIMEOUT)
+        assert proc.returncode == 0, proc.stderr
+        seen = json.loads(proc.stdout)
+        assert seen["PATH_INFO"] == "/curl" and seen["wsgi.url_scheme"] == "https"
+        assert server.stop() == 0
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+@pytest.mark.parametrize("combo", [("--poller", "epoll-lt"), ("--dispatch", "prefork", "--workers", "2"),
+                                   ("--dispatch", "threading")], ids=["inline", "prefork", "threading"])
+def test_openssl_s_client_resumes_its_session(pki, combo):
+    with ServerProcess(*tls_args(pki), *combo) as server:
+        host, port = server.address
+        proc = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", str(pki.ca_cert),
+                               "-tls1_2", "-reconnect"], input=b"", capture_output=True, timeout=TIMEOUT)
+        out = proc.stdout.decode(errors="replace")
+        assert "Verify return code: 0 (ok)" in out, out[-2000:]
+        assert out.count("Reused,") >= 4, out[-2000:]  # -reconnect connects 5 more times
+        assert server.stop() == 0
+
+
+@pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli is not installed")
+def test_redis_cli_tls(pki):
+    if "--tls" not in subprocess.run(["redis-cli", "--help"], capture_output=True, text=True).stderr + \
+            subprocess.run(["redis-cli", "--help"], capture_output=True, text=True).stdout:
+        pytest.skip("this redis-cli was built without TLS")
+    with ServerProcess(*tls_args(pki), "--protocol", "resp") as server:
+        host, port = server.address
+        base = ["redis-cli", "--tls", "--cacert", str(pki.ca_cert), "-h", "localhost", "-p", str(port)]
+        assert subprocess.run([*base, "set", "k", "v"], capture_output=True, text=True,
+                              timeout=TIMEOUT).stdout.strip() == "OK"
+        assert subprocess.run([*base, "get", "k"], capture_output=True, text=True,
+                              timeout=TIMEOUT).stdout.strip() == "v"
+        assert server.stop() == 0
+
+
+def test_redis_py_ssl(pki):
+    redis = pytest.importorskip("redis", reason="redis-py is not installed")
+    with ServerProcess(*tls_args(pki), "--protocol", "resp", "--dispatch", "pool") as server:
+        host, port = server.address
+        client = redis.Redis(host="localhost", port=port, ssl=True, ssl_ca_certs=str(pki.ca_cert))
+        assert client.ping() is True
+        client.set("k", "v" * 100_000)
+        assert client.get("k") == b"v" * 100_000
+        client.close()
+        assert server.stop() == 0
+
+
+def test_a_flood_of_bad_handshakes_is_counted_each_and_logged_once(pki):
+    with ServerProcess(*tls_args(pki)) as server:
+        for _ in range(20):
+            with socket.create_connection(server.address, timeout=TIMEOUT) as plain:
+                plain.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                try:
+                    assert plain.recv(100) == b""
+                except ConnectionResetError:
+                    pass
+        assert tls_echo(server.address, client_context(pki)) == b"ping\n"
+        assert server.stop() == 0
+        assert server.stopped_event()["stats"]["errors"] == 20
+        logged = server.events_named("tls.handshake_failed")
+        assert len(logged) == 1 and logged[0]["cause"] == "HTTP_REQUEST", logged
+
+
+def test_tls13_tickets_resume_on_any_worker_and_after_hup(pki):
+    """The context (and its ticket keys) is built before the fork: every worker, and the
+    workers a HUP starts, accept the tickets the others issued."""
+    with ServerProcess(*tls_args(pki), "--dispatch", "prefork", "--workers", "2") as server:
+        server.wait_events("worker.started", 2)
+        context = client_context(pki)
+        with tls_connect(server.address, context) as sock:
+            sock.sendall(b"a\n")
+            assert sock.recv(10) == b"a\n"  # the tickets arrive after the handshake
+            session = sock.session
+        for _ in range(4):  # two workers: both accept the ticket
+            with tls_connect(server.address, context, session=session) as sock:
+                sock.sendall(b"b\n")
+                assert sock.recv(10) == b"b\n"
+                assert sock.session_reused
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_events("worker.started", 4)
+        server.wait_events("worker.exited", 2)  # only the workers the HUP started are left
+        for _ in range(4):
+            with tls_connect(server.address, context, session=session) as sock:
+                sock.sendall(b"b\n")
+                assert sock.recv(10) == b"b\n"
+                assert sock.session_reused
+        assert server.stop() == 0
