@@ -233,3 +233,18 @@ def test_settings_table_in_docs_is_current():
     result = subprocess.run([sys.executable, str(REPO / "docs" / "gen_settings_table.py"), "--check"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_config_refuses_what_serve_refuses():
+    """``netcore config`` validates on serve's own code path: no value it shows would then
+    be refused by ``serve`` (an out-of-range port, a combination a protocol refuses)."""
+    import subprocess
+    import sys
+
+    for args in (["--bind", "127.0.0.1:99999"], ["--protocol", "resp", "--dispatch", "prefork"]):
+        for command in (["config"], ["serve", "--check-config"]):
+            done = subprocess.run([sys.executable, "-m", "netcore", *command, *args], capture_output=True,
+                                  text=True, timeout=60)
+            assert done.returncode == 2, (command, args, done.stdout, done.stderr)
+            lines = [line for line in done.stderr.splitlines() if line.strip()]
+            assert len(lines) == 1 and lines[0].startswith("netcore: error: setting"), done.stderr

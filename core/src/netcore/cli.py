@@ -397,25 +397,40 @@ def _positional_app(host: PluginHost, args: argparse.Namespace, cli: list) -> li
 
 
 # -- commands ----------------------------------------------------------------------------
-def cmd_serve(host: PluginHost, args: argparse.Namespace) -> int:
-    from netcore import log
+def checked_server(host: PluginHost, config: Any, *, bind_check: bool = True) -> Any:
+    """Everything ``serve`` refuses before it serves, as one code path.
+
+    ``netcore serve`` runs it before serving, ``netcore serve --check-config`` and
+    ``netcore config`` run it and stop: the three can never disagree about what is valid
+    (the settings, the combination, the protocol's settings, the application's import,
+    the addresses as the acceptor binds them).
+    """
     from netcore.assembly import assemble
+    from netcore.checks import check_addresses
     from netcore.server import Server
 
-    config = resolve_config(host, args)
-    log.configure(config.log_format, config.log_level)
-    _warn_broken(host)
     if config.get("chdir"):
         _chdir(config.chdir)
     assembly = assemble(host, config)
     host.hook.netcore_configure(config=config)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a vanished peer is EPIPE on one socket
     server = Server(assembly, host.hook)  # imports the application: a broken one fails here
     _check_operations(server)
-    if getattr(args, "check_config", False):
-        from netcore.checks import check_addresses
-
+    if bind_check:
+        # serve itself binds for real next (an fd:// socket must not be closed first)
         check_addresses(server)
+    return server
+
+
+def cmd_serve(host: PluginHost, args: argparse.Namespace) -> int:
+    from netcore import log
+
+    config = resolve_config(host, args)
+    log.configure(config.log_format, config.log_level)
+    _warn_broken(host)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a vanished peer is EPIPE on one socket
+    check_only = bool(getattr(args, "check_config", False))
+    server = checked_server(host, config, bind_check=check_only)
+    if check_only:
         print(f"netcore: configuration OK: {config.protocol} over {config.dispatch} on "
               f"{', '.join(map(str, config.bind))}")
         return 0
@@ -544,6 +559,7 @@ def config_notes(host: PluginHost, config) -> dict[str, str]:
 
 def cmd_config(host: PluginHost, args: argparse.Namespace) -> int:
     config = resolve_config(host, args)
+    checked_server(host, config)  # refuses exactly what serve would refuse
     notes = config_notes(host, config)
     if args.json:
         data = {
