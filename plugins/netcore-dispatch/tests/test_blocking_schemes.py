@@ -261,6 +261,47 @@ def test_graceful_timeout_forces_a_client_that_does_not_read(start_server, schem
     assert stats["connections_accepted"] == stats["connections_closed"] == 1
 
 
+def test_term_answers_every_client_waiting_in_the_backlog(start_server, scheme):
+    """Clients connected, their requests sent, still in the listen backlog when TERM comes:
+    the final accept takes each one and serves it (all of its echo, then EOF), exit 0.
+
+    The server is frozen (SIGSTOP) while they connect and send, so that no thread can
+    accept them first: the kernel completes the handshakes and queues the bytes on its
+    own. TERM is sent while frozen and delivered at SIGCONT -- the stop then begins with
+    every client in the backlog, the case a shutdown of the listener resets.
+    """
+    clients = 8  # more than prethread-blocking's 4 workers: some wait for a worker to be free
+    server = start_server(*serve_args(scheme))
+    with connect(server.address) as warm:  # the accepting threads are running
+        assert roundtrip(warm, b"warm") == b"warm"
+    payloads = [os.urandom(20000 + i) for i in range(clients)]
+    socks: list[socket.socket] = []
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        _pid, status = os.waitpid(server.pid, os.WUNTRACED)  # until it is stopped: no thread runs
+        assert os.WIFSTOPPED(status), status
+        for payload in payloads:
+            sock = connect(server.address)
+            socks.append(sock)
+            sock.sendall(payload)
+        os.kill(server.pid, signal.SIGTERM)
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    try:
+        for i, (sock, payload) in enumerate(zip(socks, payloads, strict=True)):
+            assert recv_exactly(sock, len(payload) + 1) == payload, f"client {i}"  # all of it, then EOF
+    finally:
+        for sock in socks:
+            sock.close()
+    assert server.stop() == 0, server.describe()
+    stopped = server.stopped_event()
+    assert stopped["reason"] == "signal SIGTERM"
+    stats = stopped["stats"]
+    assert stats["connections_accepted"] == stats["connections_closed"] == clients + 1
+    assert stats["bytes_received"] == stats["bytes_sent"] == len(b"warm") + sum(map(len, payloads))
+    assert not server.events_named("dispatch.backlog_dropped"), server.describe()
+
+
 # -- the essay's point: what each scheme does with a slow client ----------------------------
 
 
@@ -399,7 +440,11 @@ def test_threading_max_connections_makes_clients_wait(start_server):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_threading_stops_while_waiting_for_a_slot(start_server, sig):
-    """At the limit the acceptor sleeps on a semaphore, not in accept(): the stop must wake it."""
+    """At the limit the acceptor sleeps on a semaphore, not in accept(): the stop must wake it.
+
+    TERM's final accept also takes the client waiting in the backlog (it is closed once
+    it has stayed silent); INT resets it with the listener.
+    """
     server = start_server(*serve_args("threading", "--set", "max_connections=1"))
     with connect(server.address) as sock:
         assert roundtrip(sock, b"only") == b"only"
@@ -412,7 +457,7 @@ def test_threading_stops_while_waiting_for_a_slot(start_server, sig):
             assert recv_exactly(sock, 4) in (b"", b"tail")
         waiting.close()
     stats = server.stopped_event()["stats"]
-    assert stats["connections_accepted"] == stats["connections_closed"] == 1
+    assert stats["connections_accepted"] == stats["connections_closed"] == (2 if sig == signal.SIGTERM else 1)
 
 
 @pytest.mark.parametrize("name", ["iterative", "prethread-blocking"])

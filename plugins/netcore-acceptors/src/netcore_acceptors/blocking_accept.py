@@ -10,7 +10,9 @@ server's accepting threads.
 
 :class:`Accepting` knows the scheme only through two small interfaces, so that this
 package needs nothing from the dispatchers: the worker it counts for (``index`` and
-``count(**deltas)``) and the stop it watches (``stopping``, set once the server stops).
+``count(**deltas)``) and the stop it watches (``stopping``, set once the server stops,
+and, optionally, ``final_accepted()``: what a graceful stop's final accept took from the
+backlog, for this thread to serve before it returns None).
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ class CountingWorker(Protocol):
 
 
 class StopFlag(Protocol):
-    """The stop :class:`Accepting` watches: ``stopping`` is None while the server serves."""
+    """The stop :class:`Accepting` watches: ``stopping`` is None while the server serves.
+
+    A stop may also have ``final_accepted()`` (the blocking schemes' ``StopControl``): the
+    next connection its final accept took from the backlog, or None. Optional, so that a
+    bare flag is enough where there is no backlog to take (it then ends at once).
+    """
 
     stopping: str | None
 
@@ -74,7 +81,8 @@ class Accepting:
     Counts ``accept_wakeups`` (each return of ``accept``, or each readable listener
     ``poll`` reported), ``accept_eagain`` (a wake-up another thread had taken first; with
     one listener Linux wakes a single sleeper, so this stays 0 -- the essay's point
-    about the herd) and ``connections_accepted``. Returns None once the server stops.
+    about the herd) and ``connections_accepted``. Once the server stops, returns what
+    the stop's final accept took (``final_accepted``), one per call, then None.
 
     Out of descriptors, a blocking ``accept()`` fails with EMFILE at once, so a thread
     that simply retried would spin while the clients hang in the backlog: instead it
@@ -119,11 +127,17 @@ class Accepting:
                 continue
             for fd, _mask in self._poll.poll(None if self.tick is None else int(self.tick * 1000)):
                 if control.stopping:
-                    return None
+                    break
                 got = self._accept_from(self._by_fd[fd])
                 if got is not None:
                     return got
-        return None
+        # Stopping: the connections that were queued when the door closed are served too
+        # (reset with the listener otherwise, requests and all).
+        final = getattr(control, "final_accepted", None)
+        got = final() if final is not None else None
+        if got is not None:
+            self.worker.count(connections_accepted=1)
+        return got
 
     def _accept_from(self, listener: Listener) -> tuple[socket.socket, Any] | None:
         spare = self.spare
@@ -138,6 +152,8 @@ class Accepting:
         try:
             sock, peer = listener.sock.accept()
         except BlockingIOError:
+            if self.control.stopping:
+                return None  # the final accept made the listener non-blocking: not a herd
             if self.tick is None or self._poll is not None:
                 self.worker.count(accept_wakeups=1, accept_eagain=1)
             return None  # else SO_RCVTIMEO expired: look at the stop flag, wait again

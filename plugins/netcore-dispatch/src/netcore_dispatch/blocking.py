@@ -19,9 +19,10 @@ differ only in how many threads there are and who accepts; this module holds the
   ``accept``/``recv`` cannot be "told" anything; the only things that wake it are the
   kernel's: shutting the socket down. Python runs signal handlers in the main thread
   only, between bytecodes, and the stop handler runs *inside* the signal handler, so
-  everything it does is a flag or a ``shutdown()``; the waiting (graceful timeout) runs
-  on a small stop thread, which also reads the signal wake-up fd so that a signal landing
-  just before the main thread enters a blocking call is not lost.
+  everything it does is a flag, a socket option or a ``shutdown()``; the waiting
+  (graceful timeout) and the final accept of a graceful stop run on a small stop thread,
+  which also reads the signal wake-up fd so that a signal landing just before the main
+  thread enters a blocking call is not lost.
 * :class:`BlockingDispatcher` -- the base class: no poller, the stop machinery wired in.
 """
 
@@ -33,14 +34,16 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
 from netcore.dispatch import Dispatcher
 from netcore.reactor.blocking_connection import BlockingConnection
 from netcore.reactor.connection import ConnectionOwner
-from netcore.reactor.drain import DRAIN_QUIET, SCAN_INTERVAL, QuietTracker
+from netcore.reactor.drain import DRAIN_QUIET, SCAN_INTERVAL, QuietTracker, close_door
 from netcore.reactor.threads import start_thread
+from netcore.reactor.worker import BACKLOG_TAKE_MAX
 from netcore.server import STOP_SIGNALS
 from netcore.stats import WorkerStats
 from netcore_acceptors.blocking_accept import Accepting, SpareDescriptor, prepare_listeners
@@ -109,13 +112,25 @@ class StopControl:
     ``request`` is the server's stop handler. It runs in the main thread *inside the
     signal handler* -- possibly while the main thread itself is the one serving a client
     (``iterative``) -- so it takes no lock that code it interrupted might hold, starts no
-    thread and waits for nothing. It sets :attr:`stopping`, shuts the listeners down
-    (Linux wakes a thread blocked in ``accept`` with EINVAL; closing the fd from another
-    thread would not wake it, and the number could be reused under it), and applies the
-    stop to each open connection: graceful, it only marks it draining (its thread tells
-    the protocol before the next input, so that the next reply is final); fast, it shuts
-    both sides down. Then it writes one byte to a pipe. The stop thread reading that
-    pipe does what needs time: during a graceful stop it shuts the read side of each
+    thread and waits for nothing. It sets :attr:`stopping` and applies the stop to each
+    open connection: graceful, it only marks it draining (its thread tells the protocol
+    before the next input, so that the next reply is final); fast, it shuts both sides
+    down. Then it writes one byte to a pipe.
+
+    The listeners end differently for the two. Shutting a listener down is what wakes a
+    thread blocked in ``accept`` (Linux returns EINVAL; closing the fd from another
+    thread would not wake it, and the number could be reused under it) -- but it also
+    resets every connection still queued in the backlog, whose client may have sent its
+    request already. So a fast stop shuts them down at once; a graceful one only *closes
+    the door* (:func:`netcore.reactor.drain.close_door`: no new client gets in, the
+    queued ones stay), and the stop thread then takes the queue (:meth:`_take_backlog`,
+    non-blocking accepts until EAGAIN), and only then shuts the listeners down. The
+    acceptors, once woken or done with their client, serve what it took the scheme's
+    usual way (:meth:`final_accepted`; under ``threading`` the stop thread starts a
+    connection thread for each), with the stop already applied.
+
+    The stop thread reading that pipe does what needs time: during a graceful stop it
+    takes the backlog as above, shuts the read side of each
     connection that has stayed quiet (:mod:`netcore.reactor.drain`: ``recv`` returns
     what is queued, then b'', and the protocol closes), after ``graceful_timeout`` it
     forces what is still open, and it wakes acceptors waiting for a free connection slot. The same pipe is the
@@ -147,6 +162,16 @@ class StopControl:
         os.set_blocking(self._wake_w, False)
         self._stop_thread: threading.Thread | None = None
         self._previous_wakeup_fd: int | None = None
+        self._server = server
+        #: What the final accept took, for the acceptors to serve; set once it is done.
+        self._backlog: deque[tuple[socket.socket, Any]] = deque()
+        self._backlog_taken = threading.Event()
+        #: Set by a scheme whose acceptor hands each connection on to a new thread
+        #: (``threading``, see ``BlockingDispatcher.accepting``): the final accept hands
+        #: what it takes on the same way, counted on this worker. None: the acceptors
+        #: serve it themselves, through :meth:`final_accepted`.
+        self.backlog_worker: BlockingWorker | None = None
+        self._backlog_threads = 0
         #: The quiet period of a connection that has received nothing yet (a worker
         #: retired while its siblings serve gives it longer: see prefork_blocking).
         self.fresh_quiet = DRAIN_QUIET
@@ -179,11 +204,13 @@ class StopControl:
             return
         self.reason = reason
         self.stopping = "graceful" if graceful else "fast"
-        for listener in self.listeners:
-            try:
-                listener.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        if graceful:
+            # Not shut down yet: that would reset the backlog (see the class doc). The
+            # stop thread takes it, then shuts down, so an acceptor asleep in accept()
+            # stays asleep until then -- harmless, it has nothing to serve before.
+            self._close_doors()
+        else:
+            self._shut_listeners()
         # tuple(dict) copies without releasing the GIL: no thread can change it meanwhile.
         for conn in tuple(self._connections):
             self.stop_connection(conn, graceful)
@@ -195,6 +222,23 @@ class StopControl:
             conn.announce_stop()
         else:
             conn.stop_now()
+
+    def _close_doors(self) -> None:
+        """Let no new client in, keep the queued ones (the server's own ``_close_door``
+        does the same when the stop comes through it; the stop thread may get here first).
+        Not on sockets someone else goes on serving from (systemd's, a USR2 successor's)."""
+        if getattr(self._server, "listeners_shared", False):
+            return
+        for listener in self.listeners:
+            if not listener.inherited and listener.sock.fileno() != -1:
+                close_door(listener.sock)
+
+    def _shut_listeners(self) -> None:
+        for listener in self.listeners:
+            try:
+                listener.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _wake(self, command: bytes) -> None:
         try:
@@ -226,6 +270,91 @@ class StopControl:
         for conn in tuple(self._connections):
             conn.stop_now()
 
+    # -- the final accept -----------------------------------------------------------------
+    def final_accepted(self) -> tuple[socket.socket, Any] | None:
+        """For an acceptor that has seen the stop: the next connection the final accept
+        took, to serve the scheme's usual way; None when there is none left (or the stop
+        is fast, or forced). Any thread.
+
+        Waits for the stop thread to finish the final accept first: an acceptor that saw
+        the stop flag an instant before it did would otherwise find nothing and return,
+        and the connections it took would be left to nobody. The wait is a few system
+        calls long; bounded all the same.
+        """
+        if self.stopping != "graceful":
+            return None
+        if not self._backlog_taken.wait(self.graceful_timeout):
+            log.warning("dispatch.final_accept_missed", waited=self.graceful_timeout)
+            return None
+        if self._forced_at is not None:
+            return None
+        try:
+            return self._backlog.popleft()
+        except IndexError:
+            return None
+
+    def _take_backlog(self) -> None:
+        """The final accept (stop thread, graceful stop): take the queue, then wake the acceptors.
+
+        The door is closed (:meth:`request`), so the queue only shrinks. Our accepts must
+        not sleep, so the listener is made non-blocking -- an acceptor thread already
+        asleep in ``accept()`` stays asleep (the kernel read the flag when it entered) and
+        is woken by the shutdown below, once the queue is ours; one entering ``accept()``
+        meanwhile gets EAGAIN and sees the stop. Either may also win a connection from
+        the queue before us, and serves it as usual. Bounded in count: a listener whose
+        door could not be closed (systemd's) may keep receiving clients.
+        """
+        if not self._backlog_taken.is_set():
+            for listener in self.listeners:
+                sock = listener.sock
+                try:
+                    sock.setblocking(False)
+                except OSError:
+                    continue  # closed already
+                for _ in range(BACKLOG_TAKE_MAX):
+                    try:
+                        accepted = sock.accept()
+                    except OSError:  # EAGAIN: the queue is empty (or no descriptor is left)
+                        break
+                    if self.backlog_worker is None:
+                        self._backlog.append(accepted)
+                    else:
+                        self._serve_in_thread(self.backlog_worker, *accepted)
+        self._shut_listeners()
+        self._final_accept_done()
+
+    def _serve_in_thread(self, worker: BlockingWorker, sock: socket.socket, peer: Any) -> None:
+        """Serve one connection of the final accept in a tracked thread of its own (``threading``)."""
+        worker.count(connections_accepted=1)
+        self._backlog_threads += 1
+        try:
+            self.start_thread(serve_connection, f"netcore-backlog-{self._backlog_threads}",
+                              self._server, self, worker, sock, peer)
+        except RuntimeError as exc:  # "can't start new thread": this client is refused
+            log.warning("connection.refused", reason="cannot start a thread", error=str(exc))
+            sock.close()
+            worker.count(connections_closed=1, errors=1)
+
+    def _final_accept_done(self) -> None:
+        """No acceptor and no ``wait_threads`` may wait for the final accept any more."""
+        self._backlog_taken.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _drop_backlog(self) -> None:
+        """Close what the final accept took and no acceptor has served (fast or forced stop,
+        or the end): the fast stop's usual fate for a client, and no descriptor leaked."""
+        dropped = 0
+        while True:
+            try:
+                sock, _peer = self._backlog.popleft()
+            except IndexError:
+                break
+            sock.close()
+            dropped += 1
+        if dropped:
+            log.warning("dispatch.backlog_dropped", connections=dropped, stopping=self.stopping)
+
     # -- the stop thread --------------------------------------------------------------
     def _supervise(self) -> None:
         waiter = select.poll()
@@ -250,6 +379,7 @@ class StopControl:
                                 graceful_timeout=self.graceful_timeout)
                     self.force()
                     self._mark_forced()
+                self._drop_backlog()
             if not events:
                 continue
             commands = os.read(self._wake_r, 64)
@@ -264,9 +394,14 @@ class StopControl:
                 deadline = None
                 self._mark_forced()
             elif _GRACEFUL in commands and deadline is None and self._forced_at is None:
+                self._take_backlog()
                 deadline = time.monotonic() + self.graceful_timeout
                 quiet = QuietTracker(DRAIN_QUIET, self.fresh_quiet)
             if _FAST in commands or _GRACEFUL in commands:
+                if self.stopping == "fast":
+                    self._drop_backlog()
+                # Whatever happened above (a fast stop takes nothing), the final accept is over.
+                self._final_accept_done()
                 for callback in self._on_stop:
                     try:
                         callback()
@@ -314,9 +449,13 @@ class StopControl:
 
     def wait_threads(self) -> None:
         """Wait until every started thread has finished; after a forced stop, at most
-        :data:`ABANDON_AFTER` seconds more (a handler cannot be interrupted)."""
+        :data:`ABANDON_AFTER` seconds more (a handler cannot be interrupted).
+
+        During a graceful stop, also until the final accept is over: the threads it may
+        start (``threading``) are not tracked yet when the acceptor gets here.
+        """
         with self._cond:
-            while self._live:
+            while self._live or (self.stopping == "graceful" and not self._backlog_taken.is_set()):
                 if self._forced_at is None:
                     self._cond.wait()
                     continue
@@ -330,12 +469,14 @@ class StopControl:
     def close(self) -> None:
         """End the stop thread (after every serving thread has finished)."""
         self._closed = True
+        self._backlog_taken.set()
         if self._previous_wakeup_fd is not None:
             signal.set_wakeup_fd(self._previous_wakeup_fd)
             self._previous_wakeup_fd = None
         self._wake(_EXIT_BYTE)
         if self._stop_thread is not None:
             self._stop_thread.join()
+        self._drop_backlog()
         wake_r, wake_w = self._wake_r, self._wake_w
         self._wake_r = self._wake_w = -1
         os.close(wake_r)
@@ -387,7 +528,10 @@ class BlockingDispatcher(Dispatcher):
         return control.reason
 
     def accepting(self, server: Server, control: StopControl, worker: BlockingWorker) -> Accepting:
-        """The accept side for one thread."""
+        """The accept side of a thread that hands each connection on to a new thread
+        (``threading``). Such an acceptor ends at the stop, so what the stop's final
+        accept takes is handed on the same way, by the stop thread, counted on ``worker``."""
+        control.backlog_worker = worker
         return Accepting(server.listeners, worker, control, self.spare)
 
     def prepare(self, server: Server, control: StopControl) -> None:
@@ -398,8 +542,9 @@ class BlockingDispatcher(Dispatcher):
         raise NotImplementedError
 
     def serve_worker(self, server: Server, control: StopControl, worker: BlockingWorker) -> None:
-        """One worker's life: accept a client, serve it to its end, accept the next."""
-        accepting = self.accepting(server, control, worker)
+        """One worker's life: accept a client, serve it to its end, accept the next; after
+        a graceful stop, the ones the final accept took (``Accepting`` hands them over)."""
+        accepting = Accepting(server.listeners, worker, control, self.spare)
         server.worker_started(worker)
         try:
             while (accepted := accepting.accept()) is not None:

@@ -29,6 +29,7 @@ import struct
 import structlog
 from netcore.dispatch import Dispatcher
 from netcore.reactor.threads import start_thread
+from netcore.reactor.worker import BACKLOG_TAKE_MAX
 from netcore_acceptors.blocking_accept import Accepting, SpareDescriptor, prepare_listeners
 
 from netcore_dispatch.blocking import BlockingWorker, StopControl, serve_connection
@@ -58,12 +59,43 @@ class PreforkBlockingDispatcher(Dispatcher):
 
 class WorkerStopControl(StopControl):
     """The stop machinery of one worker process: listeners are left alone, fresh
-    connections get :data:`FRESH_GRACE` to send their first request."""
+    connections get :data:`FRESH_GRACE` to send their first request, and the final accept
+    is the worker's own."""
 
-    def __init__(self, server, grace: float) -> None:
+    def __init__(self, server, grace: float, listeners=()) -> None:
         super().__init__(server)
         self.listeners = []  # shared with the siblings: never shut down (see module doc)
         self.fresh_quiet = min(grace, self.graceful_timeout)
+        self._final_from = list(listeners)
+        self._final_left = BACKLOG_TAKE_MAX
+
+    def final_accepted(self):
+        """After a graceful stop, on the main thread: the next connection queued now, or None.
+
+        Left in the backlog, a connection is reset when the last worker closes the
+        listener (the master has closed the door and its own copy: see ``Master``). Not
+        taken on the stop thread as in-process: the listeners are shared, so they may be
+        neither shut down nor made non-blocking (the siblings' accept() would spin). A
+        poll that does not wait says whether anything is queued; should a sibling take it
+        first, the accept waits at most :data:`TICK` (``SO_RCVTIMEO``; several listeners
+        are non-blocking anyway). Each listener is left at its first empty look.
+        """
+        if self.stopping != "graceful" or self._forced_at is not None:
+            return None
+        while self._final_from and self._final_left > 0:
+            sock = self._final_from[0].sock
+            try:
+                queued = select.poll()
+                queued.register(sock, select.POLLIN)
+                accepted = sock.accept() if queued.poll(0) else None
+            except (OSError, ValueError):  # EAGAIN (a sibling was first), or the listener is closed
+                accepted = None
+            if accepted is None:
+                self._final_from.pop(0)
+                continue
+            self._final_left -= 1
+            return accepted
+        return None
 
 
 class BlockingProgram:
@@ -76,7 +108,7 @@ class BlockingProgram:
             listeners[0].sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
                                          struct.pack("ll", seconds, int((TICK - seconds) * 1e6)))
         spare = SpareDescriptor()
-        control = WorkerStopControl(server, FRESH_GRACE)
+        control = WorkerStopControl(server, FRESH_GRACE, listeners)
         worker = BlockingWorker(slot)
         link.install_abort_handler()
         control.start(server)
