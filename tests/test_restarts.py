@@ -456,3 +456,20 @@ def test_resp_clients_lose_no_command_through_term(dispatch):
             assert server.stop() == 0
         assert not load.lost, load.lost[:5]
         assert load.sent == load.received
+
+
+def test_usr2_successor_applies_a_relative_chdir_from_where_the_command_was_given(tmp_path):
+    """``--chdir sub`` moves the master into ``sub``; its USR2 successor is executed with
+    the same command line and must start from the original directory, or it would look
+    for ``sub/sub`` and fail."""
+    (tmp_path / "sub").mkdir()
+    with ServerProcess("--protocol", "echo", "--dispatch", "prefork", "--workers", "1", "--chdir", "sub",
+                       cwd=str(tmp_path)) as server:
+        server.wait_events("worker.started", 1)
+        os.kill(server.pid, signal.SIGUSR2)
+        new = server.wait_event("master.upgrade", 10)["new_master"]
+        server.wait_event("server.started", 30, pid=new)
+        os.kill(server.pid, signal.SIGTERM)
+        assert server.proc.wait(30) == 0
+        os.kill(new, signal.SIGTERM)
+        assert wait_gone([new], 30) == []

@@ -451,8 +451,16 @@ def _check_operations(server) -> None:
                            "--workers 1 is enough for development)", "--reload")
 
 
+#: The working directory before ``--chdir`` moved it: a USR2 successor starts from here
+#: again, so that a relative ``--chdir`` is not applied a second time.
+ORIGINAL_CWD: str | None = None
+
+
 def _chdir(path: str) -> None:
     """``--chdir``: before the application is imported (its relative imports and files)."""
+    global ORIGINAL_CWD
+    if ORIGINAL_CWD is None:
+        ORIGINAL_CWD = os.getcwd()
     try:
         os.chdir(path)
     except OSError as exc:

@@ -82,6 +82,9 @@ def exec_successor(listeners: list[Any]) -> int:
     env.pop("LISTEN_FDNAMES", None)
     env["LISTEN_FDS"] = str(len(fds))
     argv = list(sys.orig_argv)
+    from netcore import cli
+
+    start_dir = cli.ORIGINAL_CWD  # where the command line was given (before --chdir)
     pid = os.fork()
     if pid:
         return pid
@@ -93,6 +96,8 @@ def exec_successor(listeners: list[Any]) -> int:
             os.dup2(fd, FIRST_FD + index, inheritable=True)
             os.close(fd)
         env["LISTEN_PID"] = str(os.getpid())
+        if start_dir is not None:
+            os.chdir(start_dir)
         os.execve(sys.executable, argv, env)
     except BaseException:  # noqa: BLE001 - the child must never return into the master
         os._exit(127)
