@@ -87,13 +87,18 @@ def test_positional_app_serves_it_over_http(tmp_path, start_server):
 
 
 def test_positional_app_in_config_and_its_errors(tmp_path):
+    # netcore config validates as serve does, the application's import included: a real one.
+    (tmp_path / "myapp.py").write_text(
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Length', '2')])\n"
+        "    return [b'ok']\n")
     config = json.loads(run_netcore("config", "--json", "myapp:application", cwd=str(tmp_path)).stdout)
     assert config["app"] == {"value": "myapp:application", "source": "MODULE:CALLABLE argument"}
     assert config["protocol"] == {"value": "http", "source": "MODULE:CALLABLE argument"}
-    # A protocol chosen anywhere (here: the environment) is kept.
-    config = json.loads(run_netcore("config", "--json", "myapp:application", cwd=str(tmp_path),
-                                    env={"NETCORE_PROTOCOL": "echo"}).stdout)
-    assert config["protocol"]["value"] == "echo" and config["app"]["value"] == "myapp:application"
+    # A protocol chosen anywhere (here: the environment) is kept -- and then refused, as
+    # serve refuses it: echo hosts no application.
+    result = run_netcore("config", "--json", "myapp:application", cwd=str(tmp_path), env={"NETCORE_PROTOCOL": "echo"})
+    assert result.returncode == 2 and "setting 'protocol' is 'echo'" in result.stderr, result.stderr
     for args, words in (
         (("serve", "a:b", "--app", "c:d"), "given twice"),
         (("serve", "poll"), "is not MODULE:CALLABLE"),
