@@ -52,6 +52,10 @@ import collections
 import os
 from typing import Any, Callable
 
+import structlog
+
+log = structlog.get_logger("netcore.connection")
+
 
 class _Later:
     __slots__ = ()
@@ -206,6 +210,12 @@ class ConnectionBase:
     def abort(self, exc: BaseException | None = None) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def _protocol_failed(self, exc: BaseException) -> None:
+        """A protocol callback raised: log it, count it, and close this connection only."""
+        log.error("connection.protocol_failed", fd=self.fd, peer=peer_text(self.peer), exc_info=exc)
+        self.owner.count_error()
+        self.abort(exc)
+
     def _replies_done(self) -> None:
         """Nothing is owed any more: finish a close that waited for the replies."""
 
@@ -214,3 +224,11 @@ class ConnectionBase:
 
     def write(self, data: Any) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+def peer_text(peer: Any) -> str:
+    """``127.0.0.1:5000``, ``[::1]:5000``, a Unix path, or ``-``: a peer as logs show it."""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = peer[0]
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    return str(peer) if peer else "-"

@@ -396,11 +396,6 @@ class BlockingConnection(ConnectionBase):
             pass
         self._finish_close(None)
 
-    def _protocol_failed(self, exc: BaseException) -> None:
-        log.error("connection.protocol_failed", fd=self.fd, peer=peer_text(self.peer), exc_info=exc)
-        self.owner.count_error()
-        self.abort(exc)
-
     def _finish_close(self, exc: BaseException | None) -> None:
         if self._state == _CLOSED:
             return

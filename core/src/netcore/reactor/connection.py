@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
 
-from netcore.reactor.base import LATER, ConnectionBase, ConnectionClosed
+from netcore.reactor.base import LATER, ConnectionBase, ConnectionClosed, peer_text
 from netcore.reactor.poller import EVENT_CLOSING, EVENT_ERROR, EVENT_RDHUP, EVENT_READ, EVENT_WRITE
 
 if TYPE_CHECKING:
@@ -560,11 +560,6 @@ class Connection(ConnectionBase):
         self._out.clear()
         self._finish_close(exc)
 
-    def _protocol_failed(self, exc: BaseException) -> None:
-        log.error("connection.protocol_failed", fd=self.fd, peer=peer_text(self.peer), exc_info=exc)
-        self.owner.count_error()
-        self.abort(exc)
-
     def _finish_close(self, exc: BaseException | None) -> None:
         if self._state == _CLOSED:
             return
@@ -596,11 +591,3 @@ class Connection(ConnectionBase):
     def __repr__(self) -> str:
         state = ("open", "closing", "lingering", "closed")[self._state]
         return f"<Connection fd={self.fd} peer={peer_text(self.peer)} {state}>"
-
-
-def peer_text(peer: Any) -> str:
-    """``127.0.0.1:5000``, ``[::1]:5000``, a Unix path, or ``-``: a peer as logs show it."""
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host = peer[0]
-        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
-    return str(peer) if peer else "-"
