@@ -207,17 +207,22 @@ def test_readyz_fails_as_soon_as_a_graceful_stop_starts(dispatch, tmp_path):
 # -- every kind of scheme --------------------------------------------------------------------
 
 
+def _ping_connections(address, count: int) -> None:
+    """``count`` connections one after another, each one echoed ping, counted as answered."""
+    for _ in range(count):
+        with Client(address) as client:
+            client.send(b"ping\n")
+            assert client.read_exactly(5) == b"ping\n"
+            client.answered()
+
+
 @pytest.mark.parametrize("dispatch", ["threading", "iterative", "multi-reactor", "forking", "prefork-blocking"])
 def test_every_kind_of_scheme_reports_its_connections(dispatch):
     """Blocking threads, a loop per thread, a process per connection, blocking processes."""
     with metrics_server("--dispatch", dispatch, "--workers", "2") as server:
         server.wait_event("worker.started")
         metrics = server.started["metrics"]
-        for _ in range(3):
-            with Client(server.address) as client:
-                client.send(b"ping\n")
-                assert client.read_exactly(5) == b"ping\n"
-                client.answered()
+        _ping_connections(server.address, 3)
         s = until(lambda: (s := scrape(metrics))["netcore_connections_closed_total"] == 3 and s,
                   what="three closed connections counted")
         assert s["netcore_connections_accepted_total"] == 3 and s["netcore_connections_active"] == 0
@@ -251,3 +256,22 @@ def test_openmetrics_is_served_when_the_scraper_asks_for_it():
             assert response.headers["Content-Type"].startswith("application/openmetrics-text")
         assert body.endswith(b"# EOF\n")
         assert server.stop() == 0
+
+
+@pytest.mark.parametrize("dispatch", ["multi-reactor", "multi-reactor-pool"])
+def test_multi_reactor_accept_counters_are_live_at_scrape_time(dispatch):
+    """The acceptor loop of multi-reactor counts wake-ups and EAGAINs outside any I/O
+    loop's worker: a scrape while it serves shows them, and they are what
+    ``server.stopped`` reports once it stops (no connection came in between)."""
+    with metrics_server("--dispatch", dispatch, "--workers", "2") as server:
+        server.wait_events("worker.started", 2)
+        metrics = server.started["metrics"]
+        _ping_connections(server.address, 20)
+        s = until(lambda: (s := scrape(metrics))["netcore_connections_closed_total"] == 20 and s,
+                  what="twenty closed connections counted")
+        wakeups, eagain = s["netcore_accept_wakeups_total"], s["netcore_accept_eagain_total"]
+        assert s["netcore_connections_accepted_total"] == 20
+        assert 1 <= wakeups and eagain <= wakeups and wakeups - eagain <= 20, s
+        assert server.stop() == 0
+        stats = server.stopped_event()["stats"]
+        assert (stats["accept_wakeups"], stats["accept_eagain"]) == (wakeups, eagain)

@@ -373,7 +373,8 @@ def test_a_flood_of_bad_handshakes_is_counted_each_and_logged_once(pki):
 
 def test_tls13_tickets_resume_on_any_worker_and_after_hup(pki):
     """The context (and its ticket keys) is built before the fork: every worker, and the
-    workers a HUP starts, accept the tickets the others issued."""
+    workers a HUP starts, accept the tickets the others issued (the certificate files are
+    unchanged, so the HUP keeps the context)."""
     with ServerProcess(*tls_args(pki), "--dispatch", "prefork", "--workers", "2") as server:
         server.wait_events("worker.started", 2)
         context = client_context(pki)
@@ -395,3 +396,150 @@ def test_tls13_tickets_resume_on_any_worker_and_after_hup(pki):
                 assert sock.recv(10) == b"b\n"
                 assert sock.session_reused
         assert server.stop() == 0
+
+
+# -- certificate reload on HUP -------------------------------------------------------------
+def _install(pki, live, key=None) -> None:
+    """Put ``pki``'s server certificate (and ``key``, default its own) where the server reads
+    them, each file replaced whole (what certbot and most deploy tools do)."""
+    for source, name in ((pki.server_cert, "server.pem"), (key or pki.server_key, "server.key")):
+        tmp = live / f".{name}.tmp"
+        tmp.write_bytes(source.read_bytes())
+        os.replace(tmp, live / name)
+
+
+def _served_cert(address, context) -> bytes:
+    with tls_connect(address, context) as sock:
+        sock.sendall(b"c\n")
+        assert sock.recv(10) == b"c\n"
+        return sock.getpeercert(binary_form=True)
+
+
+def _der(path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(path.read_text())
+
+
+@pytest.mark.parametrize("scheme", ["inline", "threading", "multi-reactor", "prefork", "prefork-blocking", "forking"])
+def test_hup_reloads_the_certificate_and_a_bad_one_keeps_the_old(pki, tmp_path, scheme):
+    """HUP reads the certificate files again: new connections get the new certificate,
+    an open one keeps its own; a key that does not match, or a missing file, is one line
+    and the running certificate goes on being served; an unchanged file keeps the context
+    (and the sessions it issued)."""
+    (tmp_path / "renewed").mkdir()
+    renewed = make_test_pki(tmp_path / "renewed")
+    live = tmp_path / "live"
+    live.mkdir()
+    _install(pki, live)
+    context = client_context(pki)
+    context.load_verify_locations(str(renewed.ca_cert))  # trusts both CAs: the test reads which was served
+    master = scheme.startswith("prefork")
+    failed, reloaded = ("master.reload_failed", "master.reloaded") if master else ("tls.reload_failed", "tls.reloaded")
+    args = ["--certfile", str(live / "server.pem"), "--keyfile", str(live / "server.key"), "--dispatch", scheme]
+    with ServerProcess(*args, *(["--workers", "2"] if master else [])) as server:
+        if master:
+            server.wait_events("worker.started", 2)
+        assert _served_cert(server.address, context) == _der(pki.server_cert)
+        held = tls_connect(server.address, context)
+        held.sendall(b"h\n")
+        assert held.recv(10) == b"h\n"
+        session = held.session
+        # an unchanged certificate: the context, and its ticket keys, are kept
+        server.proc.send_signal(signal.SIGHUP)
+        if master:
+            server.wait_events("master.reloaded", 1, timeout=TIMEOUT)
+        else:
+            server.wait_event("tls.reload_unchanged", TIMEOUT)
+        with tls_connect(server.address, context, session=session) as sock:
+            sock.sendall(b"r\n")
+            assert sock.recv(10) == b"r\n" and sock.session_reused
+        _install(renewed, live)
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_events(reloaded, 2 if master else 1, timeout=TIMEOUT)
+        if master:
+            server.wait_events("worker.exited", 4, timeout=TIMEOUT)  # two generations retired
+        assert _served_cert(server.address, context) == _der(renewed.server_cert)
+        if not master:  # an open connection keeps the certificate it was made with
+            held.sendall(b"k\n")
+            assert held.recv(10) == b"k\n" and held.getpeercert(binary_form=True) == _der(pki.server_cert)
+        held.close()
+        started = len(server.events_named("worker.started"))
+        # the renewed certificate with another key: refused, the running one served on
+        _install(renewed, live, key=pki.server_key)
+        server.proc.send_signal(signal.SIGHUP)
+        line = server.wait_event(failed, TIMEOUT)
+        assert "keyfile" in line["reason"], line
+        assert _served_cert(server.address, context) == _der(renewed.server_cert)
+        # a missing key file: the same
+        (live / "server.key").unlink()
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_events(failed, 2, timeout=TIMEOUT)
+        assert _served_cert(server.address, context) == _der(renewed.server_cert)
+        assert len(server.events_named("worker.started")) == started  # no worker was replaced
+        assert server.stop() == 0
+        assert server.stopped_event()["stats"]["errors"] == 0
+
+
+def test_hup_with_a_key_under_another_password_keeps_the_old_and_never_logs_the_password(pki, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    (tmp_path / "renewed").mkdir()
+    renewed = make_test_pki(tmp_path / "renewed")
+    live = tmp_path / "live"
+    live.mkdir()
+    _install(pki, live, key=pki.server_key_encrypted)
+    key = serialization.load_pem_private_key(renewed.server_key.read_bytes(), password=None)
+    other = tmp_path / "other-password.key"
+    other.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.BestAvailableEncryption(b"another-password")))
+    context = client_context(pki)
+    args = ["--certfile", str(live / "server.pem"), "--keyfile", str(live / "server.key")]
+    env = {"NETCORE_KEYFILE_PASSWORD": pki.key_password}
+    with ServerProcess(*args, env=env) as server:
+        assert _served_cert(server.address, context) == _der(pki.server_cert)
+        _install(renewed, live, key=other)
+        server.proc.send_signal(signal.SIGHUP)
+        line = server.wait_event("tls.reload_failed", TIMEOUT)
+        assert "keyfile" in line["reason"] and "the running certificate is kept" in line["reason"], line
+        assert _served_cert(server.address, context) == _der(pki.server_cert)
+        assert server.stop() == 0
+    everything = json.dumps(server.events) + "\n".join(server.other_lines)
+    assert pki.key_password not in everything and "another-password" not in everything
+
+
+@pytest.mark.parametrize("where", ["flag", "env", "toml"])
+def test_netcore_config_masks_the_keyfile_password(pki, tmp_path, where):
+    """Every resolved setting is printed, the key's password as ``***`` (text and --json),
+    wherever it came from; an unset one stays empty, so "not set" can still be read."""
+    from netcore.testing.server_process import run_netcore
+
+    secret = pki.key_password
+    args = ["--certfile", str(pki.server_cert), "--keyfile", str(pki.server_key_encrypted)]
+    env = {}
+    if where == "flag":
+        args += ["--keyfile-password", secret]
+    elif where == "env":
+        env["NETCORE_KEYFILE_PASSWORD"] = secret
+    else:
+        (tmp_path / "netcore.toml").write_text(f'keyfile_password = "{secret}"\n')
+    text = run_netcore("config", *args, env=env, cwd=str(tmp_path))
+    assert text.returncode == 0, text.stderr
+    line = next(x for x in text.stdout.splitlines() if x.startswith("keyfile_password "))
+    assert '"***"' in line and secret not in text.stdout + text.stderr, line
+    data = json.loads(run_netcore("config", "--json", *args, env=env, cwd=str(tmp_path)).stdout)
+    assert data["keyfile_password"]["value"] == "***" and data["certfile"]["value"] == str(pki.server_cert)
+    assert data["keyfile_password"]["source"] != "default"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    plain = json.loads(run_netcore("config", "--json", cwd=str(empty)).stdout)
+    assert plain["keyfile_password"]["value"] == ""
+    # a wrong password: refused by config and --check-config as serve refuses it, in one
+    # line that names the setting and not the password
+    wrong = [a.replace(secret, "not-the-password") for a in args]
+    env_wrong = {k: "not-the-password" for k in env}
+    if where == "toml":
+        (tmp_path / "netcore.toml").write_text('keyfile_password = "not-the-password"\n')
+    for command in (["config"], ["serve", "--check-config"]):
+        res = run_netcore(*command, *wrong, env=env_wrong, cwd=str(tmp_path))
+        lines = [line for line in res.stderr.splitlines() if line.strip()]
+        assert res.returncode == 2 and len(lines) == 1 and "'keyfile'" in lines[0], res.stderr
+        assert "not-the-password" not in res.stdout + res.stderr

@@ -418,6 +418,12 @@ def checked_server(host: PluginHost, config: Any, *, bind_check: bool = True) ->
     if bind_check:
         # serve itself binds for real next (an fd:// socket must not be closed first)
         check_addresses(server)
+        if config.get("certfile"):
+            # and reads the TLS files once it has bound: a wrong password, a key that does
+            # not match the certificate, a bad cipher list are refused here as there
+            from netcore.reactor.tls import build_context
+
+            build_context(config)
     return server
 
 
@@ -571,14 +577,15 @@ def cmd_config(host: PluginHost, args: argparse.Namespace) -> int:
     notes = config_notes(host, config)
     if args.json:
         data = {
-            name: {"value": config[name], "source": config.source(name), **({"note": notes[name]} if name in notes else {})}
-            for name in host.settings.names()
+            setting.name: {"value": setting.shown(config[setting.name]), "source": config.source(setting.name),
+                           **({"note": notes[setting.name]} if setting.name in notes else {})}
+            for setting in host.settings
         }
         print(json.dumps(data, indent=2))
         return 0
     width = max(len(n) for n in host.settings.names())
     for setting in host.settings:
-        value = json.dumps(config[setting.name])
+        value = json.dumps(setting.shown(config[setting.name]))
         note = f"  # {notes[setting.name]}" if setting.name in notes else ""
         print(f"{setting.name:<{width}} = {value:<24} ({config.source(setting.name)}){note}")
     return 0

@@ -28,7 +28,7 @@ def add_layer_settings(add: Callable[..., Any]) -> None:
         "TLS: the server's certificate chain (PEM); makes the tls: addresses of bind TLS, or every "
         "address when none is marked tls:", metavar="PATH")
     add("keyfile", "str", "", "TLS: the private key (PEM; default: in certfile)", metavar="PATH")
-    add("keyfile_password", "str", "", "TLS: the password of an encrypted keyfile", metavar="TEXT")
+    add("keyfile_password", "str", "", "TLS: the password of an encrypted keyfile", metavar="TEXT", secret=True)
     add("ca_certs", "str", "", "TLS: CA certificates (PEM) that client certificates are checked against",
         metavar="PATH")
     add("cert_reqs", "choice", "none",

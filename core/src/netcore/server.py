@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import attrs
 import structlog
 
-from netcore.errors import SettingError
+from netcore.errors import SettingError, UsageError
 from netcore.metrics.figures import ProtocolFigures, Snapshot, worker_counters
 from netcore.notify import notify
 from netcore.privileges import switch_identity
@@ -95,10 +95,14 @@ class Server:
         self.ready = False
         self._metrics_listener: Any = None
         self._live_workers: list[Any] = []
+        #: Counters kept outside any worker, read at scrape time as well (see live_stats).
+        self._live_stats: list[WorkerStats] = []
         self._stopped_workers = 0
         self.protocol_factory = loaded["protocol"].for_server(self)
         self.listeners: list[Listener] = []
         self.accept_layers = None
+        #: One HUP's TLS reload at a time (each runs on a thread of its own).
+        self._reload_lock = threading.Lock()
         #: Another process serves from these listening sockets after this one stops
         #: (a master started by USR2): a stop must leave their backlog alone.
         self.listeners_shared = False
@@ -127,6 +131,12 @@ class Server:
         }
 
     def new_reactor_worker(self, loop: EventLoop, index: int = 0) -> ReactorWorker:
+        # A protocol whose code needs an asyncio loop on the reactor's thread (ASGI) says
+        # so with ``loop_host(loop)`` on its factory: a host per loop (per thread, per
+        # process), so that what is bound to one asyncio loop (lifespan state) stays on it.
+        loop_host = getattr(self.protocol_factory, "loop_host", None)
+        if loop_host is not None:
+            loop.host = loop_host(loop)
         return ReactorWorker(
             loop,
             self.protocol_factory,
@@ -161,6 +171,12 @@ class Server:
         self._live_workers.append(worker)  # read by the metrics, at scrape time only
         self.hook.netcore_worker_started(worker=worker)
 
+    def live_stats(self, stats: WorkerStats) -> None:
+        """A dispatcher counts into ``stats`` outside any worker -- multi-reactor's acceptor
+        loop counts the accept wake-ups and EAGAINs there: scrapes read it live too (it is
+        still handed to :meth:`report_worker_stats` at the end, for ``server.stopped``)."""
+        self._live_stats.append(stats)
+
     def worker_stopping(self, worker: Any) -> None:
         self._stopped_workers += 1
         self.hook.netcore_worker_stopping(worker=worker)
@@ -168,7 +184,7 @@ class Server:
     # -- metrics (read from the metrics listener's thread) ----------------------------------
     def worker_figures(self) -> dict[str, Any]:
         """This process's live counters and protocol figures, as a worker reports them."""
-        figures: dict[str, Any] = worker_counters(list(self._live_workers))
+        figures: dict[str, Any] = worker_counters(list(self._live_workers), list(self._live_stats))
         if self.metrics is not None:
             figures["protocol"] = self.metrics.dump()
         return figures
@@ -178,7 +194,7 @@ class Server:
         if self.metrics_source is not None:
             return self.metrics_source()
         workers = list(self._live_workers)
-        return Snapshot(counters=worker_counters(workers),
+        return Snapshot(counters=worker_counters(workers, list(self._live_stats)),
                         protocol=self.metrics.dump() if self.metrics is not None else {},
                         workers_alive=max(0, len(workers) - self._stopped_workers), ready=self.ready)
 
@@ -219,6 +235,7 @@ class Server:
         self._in_worker_process = True  # its listeners are its master's (see _close_door)
         self.worker_stats = []
         self._live_workers = []
+        self._live_stats = []
         self._stopped_workers = 0
         self.metrics_source = None
         if self._metrics_listener is not None:
@@ -253,9 +270,52 @@ class Server:
                 signal.signal(signum, signal.SIG_IGN if self._stopping else handler)
 
     def _on_reload_signal(self, signum: int, _frame: Any) -> None:
-        # Logged from a thread: the handler may have interrupted this very thread inside
+        # Acted on from a thread: the handler may have interrupted this very thread inside
         # a write to stderr, and a second write from here would fail (a reentrant call).
-        threading.Thread(target=self._log_ignored, args=(signum,), name="netcore-signal", daemon=True).start()
+        threading.Thread(target=self.reload_in_place, args=(signum,), name="netcore-signal", daemon=True).start()
+
+    def reload_in_place(self, signum: int) -> None:
+        """What HUP does where no generation of workers is replaced (an in-process scheme,
+        or the forking scheme's parent, whose children fork from it): the TLS certificate
+        read again; USR2, or HUP without TLS, is logged and ignored. Not a signal handler."""
+        if signum == signal.SIGHUP and self._has_tls():
+            self._reload_tls_in_place(signum)
+        else:
+            self._log_ignored(signum)
+
+    def _has_tls(self) -> bool:
+        return self.accept_layers is not None and self.accept_layers.tls_context is not None
+
+    def tls_for_reload(self, config: Any) -> Any:
+        """The TLS context a reload under ``config`` gives the TLS listeners, built now from
+        the files it names; None if there is nothing to change (no TLS, or the same files and
+        settings: the running context keeps its session-ticket keys). Raises
+        :class:`UsageError` (one line: the setting and why) if it cannot be built, or would
+        turn TLS on or off, which needs new listeners: a restart. Changes nothing."""
+        had = self._has_tls()
+        if bool(config.certfile) != had:
+            raise UsageError(f"setting 'certfile': turning TLS {'off' if had else 'on'} needs a restart")
+        if not had:
+            return None
+        from netcore.reactor.tls import build_context, reload_needed
+
+        return build_context(config) if reload_needed(config, self.accept_layers.tls_context) else None
+
+    def _reload_tls_in_place(self, signum: int) -> None:
+        """HUP under an in-process scheme: the same files read again, the context swapped for
+        new connections (open ones keep theirs). A bad file keeps the running context."""
+        with self._reload_lock:
+            try:
+                context = self.tls_for_reload(self.config)
+            except UsageError as exc:
+                log.error("tls.reload_failed", signal="SIGHUP", reason=f"{exc}: the running certificate is kept")
+                return
+            if context is None:
+                log.info("tls.reload_unchanged", signal="SIGHUP",
+                         reason="certificate files unchanged: the running context and its session tickets kept")
+                return
+            self.accept_layers.replace_tls(context)
+            log.info("tls.reloaded", signal="SIGHUP", certfile=str(self.config.certfile))
 
     def _log_ignored(self, signum: int) -> None:
         name = signal.Signals(signum).name
@@ -272,6 +332,11 @@ class Server:
             if self._early_stop is None or not graceful:
                 self._early_stop = (reason, graceful)
             return
+        self._deliver_stop(reason, graceful)
+
+    def request_stop(self, reason: str, graceful: bool = True) -> None:
+        """Stop the whole server from inside it: a part that cannot go on (an I/O thread
+        whose application failed to start). Any thread; as a stop signal would, once."""
         self._deliver_stop(reason, graceful)
 
     def _deliver_stop(self, reason: str, graceful: bool) -> None:
@@ -298,10 +363,11 @@ class Server:
     def _run(self) -> str:
         config = self.config
         self.listeners = self.acceptor.bind(list(config.bind), config.backlog)
-        switch_identity(config)  # --user/--group: root only as long as binding needs it
         try:
-            # Before any worker exists: every worker shares the TLS context (and its tickets).
+            # Before any worker exists: every worker shares the TLS context (and its
+            # tickets). Before --user too, as nginx does: a key readable by root only.
             self.accept_layers = build_accept_layers(config, self.listeners)
+            switch_identity(config)  # --user/--group: root only as long as binding needs it
             metrics = self._start_metrics()
             log.info(
                 "server.started",

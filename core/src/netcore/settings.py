@@ -37,6 +37,16 @@ class Setting:
     metavar: str | None = None
     #: The plugin that declared it (``netcore.core`` for the host's own).
     owner: str = ""
+    #: A password or the like: ``netcore config`` shows ``***`` for a value that is set.
+    secret: bool = False
+
+    #: What :meth:`shown` prints instead of a secret's value.
+    MASK = "***"
+
+    def shown(self, value: Any) -> Any:
+        """``value`` as ``netcore config`` prints it: a secret that is set is masked (an
+        empty one stays empty, so that "not set" can still be read)."""
+        return self.MASK if self.secret and value not in ("", None) else value
 
     @property
     def flag(self) -> str:
@@ -144,6 +154,7 @@ class Settings:
         minimum: float | None = None,
         maximum: float | None = None,
         metavar: str | None = None,
+        secret: bool = False,
     ) -> Setting:
         if type not in TYPES:
             raise ValueError(f"setting {name!r}: type must be one of {', '.join(TYPES)}")
@@ -157,7 +168,8 @@ class Settings:
         if isinstance(choices, list):
             choices = tuple(choices)
         setting = Setting(name=name, type=type, default=default, help=help, choices=choices,
-                          minimum=minimum, maximum=maximum, metavar=metavar, owner=self.current_plugin)
+                          minimum=minimum, maximum=maximum, metavar=metavar, owner=self.current_plugin,
+                          secret=secret)
         self._settings[name] = setting
         return setting
 

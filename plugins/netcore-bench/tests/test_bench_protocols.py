@@ -23,7 +23,8 @@ from netcore_bench.generators import Load, Wrk
 from netcore_bench.peers import PEERS
 from netcore_bench.schema import validate
 
-HTTP_NETCORE_ROWS = ("netcore hello", "netcore WSGI inline", "netcore WSGI pool")
+HTTP_NETCORE_ROWS = ("netcore hello", "netcore WSGI inline", "netcore WSGI pool", "netcore ASGI inline",
+                     "netcore FastAPI inline")
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,9 @@ def test_http_preset_against_uvicorn_end_to_end(installed, tmp_path):
     case = next(c for c in doc["cases"] if c["key"] == "netcore WSGI pool 4c")
     assert "--app" in case["args"] and "netcore_bench.peers.wsgi_hello:app" in case["args"]
     assert case["args"][case["args"].index("--dispatch") + 1] == "pool"
+    # ... and the ASGI row the raw callable uvicorn runs
+    case = next(c for c in doc["cases"] if c["key"] == "netcore ASGI inline 4c")
+    assert "netcore_bench.peers.asgi_hello:app" in case["args"]
     # every run was wrk, pinned like the echo generator, reading wrk's own output
     run = next(r for r in doc["runs"] if r["case"] == "netcore hello 4c")
     assert run["generator"]["command"][0] == "wrk" and "--latency" in run["generator"]["command"]
@@ -77,8 +81,8 @@ def test_http_preset_against_uvicorn_end_to_end(installed, tmp_path):
     # rounds alternate the servers: A B C D, A B C D
     order = [r["case"] for r in doc["runs"]]
     half = len(order) // 2
-    # the three netcore rows, and uvicorn where it is installed (tox's unit env has it)
-    servers = 4 if importlib.util.find_spec("uvicorn") else 3
+    # the netcore rows, and uvicorn where it is installed (tox's unit env has it)
+    servers = len(HTTP_NETCORE_ROWS) + (1 if importlib.util.find_spec("uvicorn") else 0)
     assert order[:half] == order[half:] and len(set(order[:half])) == half == servers
     unknown = rows["no-such-peer 4c"]
     assert unknown["status"] == "skipped" and "unknown peer" in unknown["reason"]

@@ -25,14 +25,18 @@ from netcore.stats import COUNTERS
 CONNECTION_SLOTS = ("bytes_received", "bytes_sent", "requests")
 
 
-def worker_counters(workers: Iterable[Any]) -> dict[str, int]:
-    """The live counters of ``workers`` (anything with ``.stats``), added up.
+def worker_counters(workers: Iterable[Any], more_stats: Iterable[Any] = ()) -> dict[str, int]:
+    """The live counters of ``workers`` (anything with ``.stats``), added up, and of
+    ``more_stats``: counters kept outside any worker (multi-reactor's acceptor loop).
 
     ``connections`` may be a set or a method returning one (the blocking schemes');
     ``list()`` copies it in one C call, so a loop thread adding a connection meanwhile
     cannot break the iteration.
     """
     totals = dict.fromkeys(COUNTERS, 0)
+    for stats in more_stats:
+        for name in COUNTERS:
+            totals[name] += getattr(stats, name)
     for worker in workers:
         stats = worker.stats
         for name in COUNTERS:

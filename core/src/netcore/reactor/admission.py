@@ -102,6 +102,35 @@ class AcceptLayers:
             else:
                 self._exact[(socket.AF_UNIX, name)] = layers
 
+    @property
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context new connections of the TLS listeners get (one per server)."""
+        for layers in (self.uniform, *self._exact.values()):
+            if layers is not None and layers.tls is not None:
+                return layers.tls
+        return None
+
+    def replace_tls(self, context: ssl.SSLContext) -> ssl.SSLContext | None:
+        """Give the TLS listeners ``context`` (a reload on HUP); returns the one it replaces.
+
+        Connections accepted from now on are wrapped with it; open ones keep the context
+        they were made with (an ``SSLSocket`` holds its own), as nginx's old workers do.
+        Each mapping is replaced whole, never changed in place: a reactor thread reading
+        it meanwhile sees the old layers or the new ones, both complete.
+        """
+        previous = self.tls_context
+        swapped: dict[int, ListenerLayers] = {}
+
+        def swap(layers: ListenerLayers | None) -> ListenerLayers | None:
+            if layers is None or layers.tls is None:
+                return layers
+            return swapped.setdefault(id(layers), attrs.evolve(layers, tls=context))
+
+        self._exact = {key: swap(layers) for key, layers in self._exact.items()}
+        self._wildcard = {key: swap(layers) for key, layers in self._wildcard.items()}
+        self.uniform = swap(self.uniform)
+        return previous
+
     def for_socket(self, sock: socket.socket) -> ListenerLayers | None:
         if not self.mixed:
             return self.uniform

@@ -110,6 +110,21 @@ class ConnectionBase:
         self._serial = bool(getattr(protocol, "serial", False))
         self._job_done = getattr(protocol, "job_done", None)
 
+    def set_protocol(self, protocol: Any) -> None:
+        """Hand this connection to another protocol: an HTTP ``Upgrade`` (WebSocket).
+
+        asyncio's ``transport.set_protocol``, Twisted's ``switchProtocol``: from now on
+        every event — ``data_received``, ``eof_received``, ``stop_requested``, the water
+        marks, ``connection_lost``, ``is_idle``, ``job_done`` — goes to ``protocol``, whose
+        ``connection_made()`` runs now. The old protocol hears nothing more (no
+        ``connection_lost``); bytes it read but did not consume it passes on itself, with
+        ``protocol.data_received(leftover)``. Call it on the connection's own thread (the
+        loop's, or a blocking scheme's serving thread) when no submission is in flight:
+        waiting submissions would be answered by the new protocol's ``job_done``.
+        """
+        self._adopt_protocol(protocol)
+        protocol.connection_made()
+
     # -- waiting submissions --------------------------------------------------------------
     def _queue_job(self, handler: Callable[[Any], Any], request: Any) -> None:
         jobs = self._jobs

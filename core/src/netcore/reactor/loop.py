@@ -53,6 +53,14 @@ class EventLoop:
         #: Prepare callbacks (libev's prepare watchers), run once per iteration before the
         #: poll. Empty for nearly every loop: the iteration then pays one truthiness check.
         self._prepare: list[Callable[[], float | None]] = []
+        self._prepared = False  # run_once: the prepare callbacks ran after the last poll
+        #: What runs this loop instead of :meth:`run_forever`'s own ``while``: ``None`` for
+        #: nearly every loop; an :class:`netcore.reactor.asyncio_host.AsyncioHost` when the
+        #: protocol's code needs an asyncio loop on this thread (ASGI apps). Set before the
+        #: loop runs, by whoever makes the worker (``Server.new_reactor_worker``).
+        self.host: Any = None
+        #: The asyncio loop running this one while a host runs it (None otherwise).
+        self.asyncio_loop: Any = None
 
     # -- file descriptors ---------------------------------------------------------------
     def register(self, fd: int, events: int, handler: Handler) -> None:
@@ -189,6 +197,12 @@ class EventLoop:
         self._thread_id = threading.get_ident()
         self._running = True
         self._stopping = False
+        if self.host is not None:
+            try:
+                self.host.run(self)
+            finally:
+                self._running = False
+            return
         # Locals: each attribute lookup here would happen once per iteration.
         poll = self.poller.poll
         handlers = self._handlers
@@ -233,8 +247,56 @@ class EventLoop:
         finally:
             self._running = False
 
-    def _run_prepare(self) -> float | None:
-        """Run the prepare callbacks, then compute the poll timeout (they may add work)."""
+    def run_once(self) -> float | None:
+        """One iteration that does not wait: for a host that owns the thread's waiting.
+
+        An :class:`~netcore.reactor.asyncio_host.AsyncioHost` calls this whenever the
+        poller's own fd is readable (something is ready inside it) and when the timeout
+        this returns has passed. It is :meth:`run_forever`'s body with a zero poll timeout,
+        kept apart from it so that the native loop keeps its locals (a method call and a
+        dozen attribute lookups per iteration are measurable there; here they are paid
+        once per asyncio callback, which costs more anyway).
+
+        Returns the seconds until this loop next has work of its own — 0 for now (queued
+        callbacks), a timer's or a prepare callback's wait, or None: only when an fd is
+        ready. After :meth:`stop` the value is meaningless: the host checks
+        :attr:`stopping` first.
+        """
+        if self._prepare and not self._prepared:
+            self._run_prepare_callbacks()
+        self.poll_calls += 1
+        get_handler = self._handlers.get
+        for fd, mask in self.poller.poll(0):
+            handler = get_handler(fd)
+            if handler is not None:
+                try:
+                    handler(mask)
+                except Exception:
+                    self._handler_failed(fd, handler)
+        timers = self._timers
+        if timers._heap and timers._heap[0][0] <= time.monotonic():
+            for handle in timers.pop_due(time.monotonic()):
+                if not handle.cancelled:
+                    self._run_callback(handle.callback, handle.args)
+        ready = self._ready
+        for _ in range(len(ready)):
+            callback, args = ready.popleft()
+            self._run_callback(callback, args)
+        # The prepare callbacks run once between two polls, as in run_forever: here for
+        # the wait that follows (the host's), and then not again before the next poll.
+        cap = None
+        self._prepared = bool(self._prepare) and not self._stopping
+        if self._prepared:
+            cap = self._run_prepare_callbacks()
+        return self._next_timeout(cap)
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called, until the loop runs again."""
+        return self._stopping
+
+    def _run_prepare_callbacks(self) -> float | None:
+        """Run the prepare callbacks; returns the shortest wait one of them asked for."""
         cap: float | None = None
         for callback in tuple(self._prepare):  # a callback may remove itself
             try:
@@ -244,6 +306,15 @@ class EventLoop:
                 continue
             if wanted is not None and (cap is None or wanted < cap):
                 cap = max(0.0, wanted)
+        return cap
+
+    def _run_prepare(self) -> float | None:
+        """Run the prepare callbacks, then compute the poll timeout (they may add work)."""
+        return self._next_timeout(self._run_prepare_callbacks())
+
+    def _next_timeout(self, cap: float | None) -> float | None:
+        """Seconds the next poll may wait: 0 with callbacks queued, else the next timer's
+        wait, shortened to ``cap`` (a prepare callback's) if that is sooner."""
         if self._ready:
             return 0
         timeout = None

@@ -32,9 +32,11 @@ the non-blocking SSLSocket needs, and where it is done here:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import ssl
+from pathlib import Path
 from typing import Any, Callable
 
 from netcore.errors import SettingError
@@ -52,7 +54,9 @@ def build_context(config: Any) -> ssl.SSLContext:
 
     Built once in the process that binds, before any fork, so that every worker shares it
     -- and with it the session-ticket keys, so a client resumes its session on any worker.
+    Built again on HUP only if :func:`context_source` changed (see there).
     """
+    source = context_source(config)  # before the files are read: a change meanwhile shows next time
     certfile = config.certfile
     keyfile = config.keyfile or None
     for name in ("certfile", "keyfile", "ca_certs"):
@@ -88,7 +92,39 @@ def build_context(config: Any) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_REQUIRED if config.cert_reqs == "required" else ssl.CERT_OPTIONAL
     if config.alpn:
         context.set_alpn_protocols(list(config.alpn))
+    context.netcore_source = source  # type: ignore[attr-defined]
     return context
+
+
+#: The settings a context is made from; the files among them are read for their bytes.
+CONTEXT_SETTINGS = ("certfile", "keyfile", "keyfile_password", "ca_certs", "cert_reqs", "ciphers",
+                    "tls_min_version", "alpn")
+
+
+def context_source(config: Any) -> str:
+    """A digest of everything :func:`build_context` reads: the settings and the files' bytes.
+
+    Why a reload compares it first: a new context has new session-ticket keys, so every
+    client's saved session would stop resuming. A HUP sent for a code deploy, with the
+    certificate unchanged, keeps the running context and its tickets; one sent after the
+    files were replaced builds the new one.
+    """
+    digest = hashlib.sha256()
+    for name in CONTEXT_SETTINGS:
+        digest.update(repr(getattr(config, name, None)).encode() + b"\0")
+    for name in ("certfile", "keyfile", "ca_certs"):
+        path = getattr(config, name, None)
+        if path:
+            try:
+                digest.update(Path(path).read_bytes())
+            except OSError as exc:
+                digest.update(repr(exc).encode())
+    return digest.hexdigest()
+
+
+def reload_needed(config: Any, running: ssl.SSLContext) -> bool:
+    """Whether ``config``'s files or settings differ from what ``running`` was built from."""
+    return context_source(config) != getattr(running, "netcore_source", None)
 
 
 def _reason(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from netcore_bench import display as display_mod
 from netcore_bench import generators, machine, registry, results, runner
+from netcore_bench import tls as tls_mod
 from netcore_bench.presets import PRESETS, Plan
 from netcore_bench.schema import SCHEMA_VERSION, validate
 
@@ -47,11 +48,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3, help="rounds; cases alternate A B A B (default 3)")
     p.add_argument("--peers", help="reference servers where installed ('' for none): asyncio,uvloop (echo; "
                    "default matrix: both), uvicorn,waitress,gunicorn-sync,gunicorn-gthread,nginx (http; "
-                   "http preset: all), redis-server (resp; resp preset: it); other presets: none")
+                   "http preset: all; handshake preset: uvicorn,nginx), redis-server (resp; resp preset: it); "
+                   "other presets: none")
     p.add_argument("--pipeline", help="resp preset: redis-benchmark -P values, N,M,... (default 1,16)")
     p.add_argument("--requests", type=int, help="resp preset: redis-benchmark -n per run (default 200000)")
     p.add_argument("--tests", help="resp preset: redis-benchmark tests, a,b,... (default "
                    "ping_inline,ping_mbulk,set,get)")
+    p.add_argument("--tls", action="store_true",
+                   help="every row over TLS: a test CA and server certificate made for this run, the same "
+                        "certificate for netcore and the peers; echo is then driven by a Python TLS client "
+                        "(it can limit msgs/s: read CPU per message)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to every netcore server")
     p.add_argument("--json", metavar="FILE", help="write every raw figure and the machine description")
     p.add_argument("--plot", metavar="FILE.png", help="write a chart (needs matplotlib)")
@@ -63,7 +69,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def make_plan(args: argparse.Namespace, installed: registry.Installed) -> Plan:
+def make_plan(args: argparse.Namespace, installed: registry.Installed,
+              tls_files: tls_mod.TLSFiles | None = None) -> Plan:
     opts: dict[str, Any] = {k: v for k, v in vars(args).items() if v is not None}
     opts["serve_args"] = [x for kv in args.set for x in ("--set", kv)]
     if args.preset != "default" and args.peers is None:
@@ -78,17 +85,20 @@ def make_plan(args: argparse.Namespace, installed: registry.Installed) -> Plan:
     for case in plan.cases:
         if not case.skip and generators.for_protocol(case.protocol) is None:
             case.skip = f"no load generator adapter for protocol {case.protocol!r} yet"
+    if tls_files is not None:
+        tls_mod.apply(plan, tls_files)
     return plan
 
 
-def _generators(plan: Plan, args: argparse.Namespace, disp) -> dict[str, generators.Generator]:
+def _generators(plan: Plan, args: argparse.Namespace, disp,
+                tls_files: tls_mod.TLSFiles | None = None) -> dict[str, generators.Generator]:
     """One load generator per protocol still to run; a missing or unbuildable one skips
     that protocol's rows with the reason (wrk absent: the http rows say so, echo runs)."""
     gens: dict[str, generators.Generator] = {}
     for protocol in dict.fromkeys(c.protocol for c in plan.cases if not c.skip):
-        cls = generators.for_protocol(protocol)
+        cls = generators.for_protocol(protocol, tls=tls_files is not None)
         assert cls is not None  # make_plan skipped protocols without an adapter
-        gen = cls(rebuild=args.rebuild) if cls is generators.EchoClient else cls()
+        gen = cls(rebuild=args.rebuild, tls=tls_files) if issubclass(cls, generators.EchoClient) else cls(tls_files)
         why = gen.unavailable()
         if why is None:
             try:
@@ -130,8 +140,20 @@ def main(argv: Sequence[str] | None = None, plugin_args: Sequence[str] = ()) -> 
                     parser().error(f"--{option}: {value.strip()} is below the minimum")
     except ValueError as exc:
         parser().error(f"a count option is not an integer: {exc}")
+    if args.tls and (why := tls_mod.unavailable()):
+        parser().error(f"--tls: {why}")
+    tls_files = tls_mod.make_files() if args.tls else None
+    try:
+        return _run(args, argv, plugin_args, tls_files)
+    finally:
+        if tls_files is not None:
+            tls_files.remove()
+
+
+def _run(args: argparse.Namespace, argv: list[str], plugin_args: Sequence[str],
+         tls_files: tls_mod.TLSFiles | None) -> int:
     installed = registry.query(tuple(plugin_args))
-    plan = make_plan(args, installed)
+    plan = make_plan(args, installed, tls_files)
     if args.list:
         for case in plan.cases:
             print(f"{case.key}: {' '.join(case.command())} <- {case.load.label()}"
@@ -142,7 +164,7 @@ def main(argv: Sequence[str] | None = None, plugin_args: Sequence[str] = ()) -> 
     warnings: list[str] = []
     if installed.error:
         warnings.append(installed.error)
-    gens = _generators(plan, args, disp)
+    gens = _generators(plan, args, disp, tls_files)
     desc = machine.describe(pin_note)
     ctx = runner.Context(generators=gens, server_cpu=server_cpu, generator_cpu=generator_cpu,
                          gen_saturated_percent=args.gen_saturated, extra_plugin_args=tuple(plugin_args))
@@ -190,7 +212,7 @@ def main(argv: Sequence[str] | None = None, plugin_args: Sequence[str] = ()) -> 
            "command": ["netcore", *plugin_args, "bench", *argv],
            "machine": desc,
            "config": {"rounds": args.rounds, "generator": ",".join(g.name for g in gens.values()) or "none",
-                      "server_cpu": server_cpu,
+                      "server_cpu": server_cpu, "tls": tls_files is not None,
                       "generator_cpu": generator_cpu, "gen_saturated_percent": args.gen_saturated},
            "cases": [c.as_dict() for c in plan.cases], "runs": runs, "rows": rows, "warnings": warnings,
            "targets": results.check_targets(plan.targets, rows), "interrupted": interrupted}

@@ -11,7 +11,10 @@ measured window), ``seconds``, ``messages_per_s``, ``p50_us``, ``p99_us`` and
 ``cpu_percent`` (the generator's own CPU over the window, or None when the tool does not
 say; then the runner measures it from /proc), and ``errors`` (non-zero fails the run).
 
-Adapters: :class:`EchoClient` (echo), :class:`Wrk` (http), :class:`RedisBenchmark` (resp).
+Adapters: :class:`EchoClient` (echo), :class:`Wrk` (http), :class:`RedisBenchmark` (resp);
+under ``--tls`` (an adapter made with ``tls=``, the bench's :class:`netcore_bench.tls.TLSFiles`)
+wrk asks for ``https://``, redis-benchmark gets ``--tls --cacert``, and echo is driven by
+:class:`TLSEchoClient`, a Python client, since the C one has no TLS.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import math
 import re
 import shutil
+import sys
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -74,6 +78,10 @@ class Generator:
     #: True if the tool prints "warm" and "done" lines on stderr around its measured window.
     marks_window = False
 
+    def __init__(self, tls=None) -> None:
+        #: the bench's TLS files (:class:`netcore_bench.tls.TLSFiles`) under ``--tls``, else None
+        self.tls = tls
+
     def unavailable(self) -> str | None:
         """Why this generator cannot run here, or None."""
         return None
@@ -103,7 +111,9 @@ class EchoClient(Generator):
     protocols = ("echo",)
     marks_window = True
 
-    def __init__(self, rebuild: bool = False) -> None:
+    def __init__(self, rebuild: bool = False, tls=None) -> None:
+        super().__init__(tls)
+        assert tls is None, "the C client has no TLS: TLSEchoClient drives echo under --tls"
         self.rebuild = rebuild
         self.path: str | None = None
 
@@ -141,6 +151,30 @@ class EchoClient(Generator):
         return json.loads(lines[-1])
 
 
+class TLSEchoClient(EchoClient):
+    """``python -m netcore_bench.tls_echo_client``: the C client's command line and output, over TLS.
+
+    One thread on asyncio (uvloop where installed); it can limit messages per second before
+    the server does, so its rows are for the server's CPU per message, which stays
+    comparable between servers (see the module's docstring)."""
+
+    name = "tls_echo_client"
+
+    def __init__(self, rebuild: bool = False, tls=None) -> None:
+        Generator.__init__(self, tls)
+        assert tls is not None, "TLSEchoClient needs the bench's CA"
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def prepare(self, log) -> None:
+        self.path = sys.executable
+
+    def command(self, load: Load, host: str, port: int) -> list[str]:
+        cmd = super().command(load, host, port)  # --burst: refused by the client (no such mode)
+        return [sys.executable, "-m", "netcore_bench.tls_echo_client", "--cacert", self.tls.ca, *cmd[1:]]
+
+
 class ExternalTool(Generator):
     """Base of adapters for installed tools (wrk, redis-benchmark): found on PATH.
 
@@ -153,11 +187,24 @@ class ExternalTool(Generator):
     executable = "?"
 
     def unavailable(self) -> str | None:
-        return None if shutil.which(self.executable) else f"{self.executable} not found on PATH"
+        if not shutil.which(self.executable):
+            return f"{self.executable} not found on PATH"
+        if self.tls is not None:
+            from netcore_bench.tls import links_openssl
+
+            if not links_openssl(self.executable):
+                return f"{self.executable} here was built without TLS (it does not link OpenSSL)"
+        return None
 
 
 class Wrk(ExternalTool):
     """``wrk -t1 -cN -dS --latency``: HTTP/1.1 keep-alive GET / on every connection.
+
+    Mode ``reconnect`` adds ``-H "Connection: close"``: the server closes after each
+    response and wrk connects again, so every request pays a connection (and, over TLS, a
+    handshake). wrk keeps the SSL object of a slot across its reconnects (``SSL_clear``),
+    and with it the session: after a slot's first connection every handshake is a
+    **resumed** one (checked against a Python ``ssl`` server: all but the first reused).
 
     One wrk thread, as in the measurements the http targets were set from: wrk is C and epoll-driven, one
     thread drives 256 connections past 100k requests/s, and a second thread would need a
@@ -171,15 +218,17 @@ class Wrk(ExternalTool):
     #: which a starved server on a shared machine can exceed without being broken
     TIMEOUT = "10s"
 
-    def _cmd(self, connections: int, seconds: float, host: str, port: int) -> list[str]:
+    def _cmd(self, connections: int, seconds: float, host: str, port: int, mode: str = "pingpong") -> list[str]:
+        close = ["-H", "Connection: close"] if mode == "reconnect" else []
+        scheme = "https" if self.tls is not None else "http"
         return [self.executable, "-t1", f"-c{max(1, connections)}", f"-d{max(1, math.ceil(seconds))}s",
-                "--latency", "--timeout", self.TIMEOUT, f"http://{host}:{port}/"]
+                "--latency", "--timeout", self.TIMEOUT, *close, f"{scheme}://{host}:{port}/"]
 
     def command(self, load: Load, host: str, port: int) -> list[str]:
-        return self._cmd(load.connections, load.duration, host, port)
+        return self._cmd(load.connections, load.duration, host, port, load.mode)
 
     def warmup_command(self, load: Load, host: str, port: int) -> list[str] | None:
-        return self._cmd(load.connections, load.warmup, host, port) if load.warmup > 0 else None
+        return self._cmd(load.connections, load.warmup, host, port, load.mode) if load.warmup > 0 else None
 
     def time_limit(self, load: Load) -> float:
         return math.ceil(load.duration) + 60.0
@@ -223,7 +272,8 @@ class RedisBenchmark(ExternalTool):
     DEFAULT_REQUESTS = 100_000
 
     def _cmd(self, tests: str, requests: int, load: Load, host: str, port: int) -> list[str]:
-        return [self.executable, "-h", host, "-p", str(port), "-t", tests, "-n", str(requests),
+        tls = ["--tls", "--cacert", self.tls.ca] if self.tls is not None else []
+        return [self.executable, "-h", host, "-p", str(port), *tls, "-t", tests, "-n", str(requests),
                 "-c", str(load.connections), "-P", str(load.pipeline), "-d", str(load.size), "-e", "--csv"]
 
     def command(self, load: Load, host: str, port: int) -> list[str]:
@@ -270,5 +320,7 @@ def _is_float(text: str) -> bool:
 GENERATORS: dict[str, type[Generator]] = {"echo": EchoClient, "http": Wrk, "resp": RedisBenchmark}
 
 
-def for_protocol(protocol: str) -> type[Generator] | None:
+def for_protocol(protocol: str, tls: bool = False) -> type[Generator] | None:
+    if tls and protocol == "echo":
+        return TLSEchoClient
     return GENERATORS.get(protocol)

@@ -228,18 +228,43 @@ def _peers(opts: dict[str, Any], protocol: str) -> list[str]:
     return split(opts["peers"])
 
 
-#: The http preset's netcore rows: label -> (dispatch, threads, app). The WSGI rows run
-#: the same app module as waitress and gunicorn (``netcore_bench.peers.wsgi_hello``).
-HTTP_NETCORE: dict[str, tuple[str, int | None, bool]] = {
-    "netcore hello": ("inline", None, False),
-    "netcore WSGI inline": ("inline", None, True),
-    "netcore WSGI pool": ("pool", 4, True),
-}
 WSGI_HELLO = "netcore_bench.peers.wsgi_hello:app"
+ASGI_HELLO = "netcore_bench.peers.asgi_hello:app"
+FASTAPI_JSON = "netcore_bench.peers.fastapi_json:app"
+#: The http preset's netcore rows: label -> (dispatch, threads, app or None for the
+#: built-in hello). The WSGI rows run the same app module as waitress and gunicorn
+#: (``peers.wsgi_hello``), the ASGI row the raw callable uvicorn runs (``peers.asgi_hello``),
+#: the FastAPI row the app uvicorn-fastapi runs (``peers.fastapi_json``).
+HTTP_NETCORE: dict[str, tuple[str, int | None, str | None]] = {
+    "netcore hello": ("inline", None, None),
+    "netcore WSGI inline": ("inline", None, WSGI_HELLO),
+    "netcore WSGI pool": ("pool", 4, WSGI_HELLO),
+    "netcore ASGI inline": ("inline", None, ASGI_HELLO),
+    "netcore FastAPI inline": ("inline", None, FASTAPI_JSON),
+}
 #: (netcore row, peer, minimum requests/s ratio): the http preset's targets.
 HTTP_TARGETS = (("netcore hello", "uvicorn", 2.5), ("netcore WSGI inline", "waitress", 4.0),
                 ("netcore WSGI inline", "gunicorn-gthread", 8.0), ("netcore WSGI pool", "waitress", 4.0),
-                ("netcore WSGI pool", "gunicorn-gthread", 8.0))
+                ("netcore WSGI pool", "gunicorn-gthread", 8.0), ("netcore ASGI inline", "uvicorn", 1.5),
+                ("netcore FastAPI inline", "uvicorn-fastapi", 1.0))
+
+
+def _http_columns(rate: str, unit: str) -> list[Column]:
+    """The http and handshake presets' table: ``rate`` (req/s, conns/s) and CPU per ``unit``
+    (req, conn), against uvicorn."""
+    return [Column("server", "p:server"), Column("conns", "p:connections"),
+            Column(f"{rate} (min-max)", "m:messages_per_s", ",.0f"), Column("p50 µs", "v:p50_us", ",.0f"),
+            Column("p99 µs", "v:p99_us", ",.0f"),
+            Column(f"srv CPU µs/{unit} (min-max)", "m:server_cpu_us_per_msg", ".1f"),
+            Column(f"{rate} vs uvicorn", "r:messages_per_s"),
+            Column(f"CPU/{unit} vs uvicorn", "r:server_cpu_us_per_msg"),
+            Column("srv CPU%", "v:server_cpu_percent", ".0f"), *COMMON_TAIL]
+
+
+#: Over ``--tls`` (issue 15): netcore hello's server CPU per request no higher than
+#: uvicorn's and within 1.5x nginx's. A target reads "at least MINIMUM x", so each is the
+#: peer's CPU per request over netcore's: (netcore row, peer, minimum of peer/netcore).
+HTTP_TLS_TARGETS = (("netcore hello", "uvicorn", 1.0), ("netcore hello", "nginx", 1 / 1.5))
 
 
 def http(opts: dict[str, Any], inst: Installed) -> Plan:
@@ -251,10 +276,10 @@ def http(opts: dict[str, Any], inst: Installed) -> Plan:
     for conns in ints(opts.get("connections"), 0) if opts.get("connections") else [64, 256]:
         load = _load(opts, connections=conns)
         keys: dict[str, str] = {}
-        for label, (dispatch, threads, wsgi) in HTTP_NETCORE.items():
+        for label, (dispatch, threads, app) in HTTP_NETCORE.items():
             params = {"poller": poller, "dispatch": dispatch, "threads": threads, "protocol": "http",
                       "server": label, "connections": conns}
-            extra = (["--app", WSGI_HELLO] if wsgi else []) + list(opts.get("serve_args", []))
+            extra = (["--app", app] if app else []) + list(opts.get("serve_args", []))
             keys[label] = f"{label} {conns}c"
             cases.append(netcore_case(params, load, inst, extra=extra, key=keys[label]))
         for peer in peers:
@@ -265,18 +290,55 @@ def http(opts: dict[str, Any], inst: Installed) -> Plan:
         base = keys.get("uvicorn")
         for case in cases[-len(keys):]:
             case.baseline = base
-        targets += [Target(f"{conns}c {a} req/s vs {b}", keys[a], keys[b], minimum)
-                    for a, b, minimum in HTTP_TARGETS if b in keys]
-    cols = [Column("server", "p:server"), Column("conns", "p:connections"),
-            Column("req/s (min-max)", "m:messages_per_s", ",.0f"), Column("p50 µs", "v:p50_us", ",.0f"),
-            Column("p99 µs", "v:p99_us", ",.0f"),
-            Column("srv CPU µs/req (min-max)", "m:server_cpu_us_per_msg", ".1f"),
-            Column("req/s vs uvicorn", "r:messages_per_s"), Column("CPU/req vs uvicorn", "r:server_cpu_us_per_msg"),
-            Column("srv CPU%", "v:server_cpu_percent", ".0f"), *COMMON_TAIL]
+        if opts.get("tls"):
+            targets += [Target(f"{conns}c {peer} CPU/req vs {a} (>= {minimum:.2f}: {a} at most {1 / minimum:g}x "
+                               f"{peer}'s)", keys[peer], keys[a], minimum, "server_cpu_us_per_msg")
+                        for a, peer, minimum in HTTP_TLS_TARGETS if peer in keys]
+        else:
+            targets += [Target(f"{conns}c {a} req/s vs {b}", keys[a], keys[b], minimum)
+                        for a, b, minimum in HTTP_TARGETS if b in keys]
     return Plan("http", "HTTP hello, wrk -t1 keep-alive: netcore against uvicorn, waitress, gunicorn, nginx", cases,
-                cols, claim="netcore's built-in hello at least 2.5x uvicorn's requests/s; a WSGI hello app under "
-                            "netcore at least 4x waitress's and 8x gunicorn gthread's",
+                _http_columns("req/s", "req"),
+                claim=("over TLS, netcore hello's server CPU per request no higher than uvicorn's and within "
+                       "1.5x nginx's" if opts.get("tls") else
+                       "netcore's built-in hello at least 2.5x uvicorn's requests/s; a WSGI hello app under "
+                       "netcore at least 4x waitress's and 8x gunicorn gthread's; a raw ASGI hello at least "
+                       "1.5x uvicorn's, a FastAPI JSON endpoint at least uvicorn's"),
                 plot=("messages_per_s", "requests per second"), peers_included=True, targets=targets)
+
+
+#: The handshake preset's peers unless ``--peers`` says otherwise (the issue's comparison).
+HANDSHAKE_PEERS = ("uvicorn", "nginx")
+
+
+def handshake(opts: dict[str, Any], inst: Installed) -> Plan:
+    """wrk with ``Connection: close``: a new connection for every request (over ``--tls``, a handshake)."""
+    poller = opts.get("poller") if opts.get("poller") not in (None, "all") else None
+    peers = _peers(opts, "http") if opts.get("peers") is not None else list(HANDSHAKE_PEERS)
+    cases: list[Case] = []
+    for conns in ints(opts.get("connections"), 16):
+        load = _load(opts, connections=conns, mode="reconnect")
+        mine: list[Case] = []
+        for dispatch in split(opts.get("dispatch")) or ["inline"]:
+            params = {"poller": poller, "dispatch": dispatch, "protocol": "http", "server": f"netcore {dispatch}",
+                      "connections": conns}
+            mine.append(netcore_case(params, load, inst, extra=list(opts.get("serve_args", [])),
+                                     key=f"netcore hello {dispatch} {conns}c"))
+        for peer in peers:
+            case = peer_case(peer, "http", load, key=f"{peer} {conns}c")
+            case.params.update(server=peer, connections=conns)
+            mine.append(case)
+        base = f"uvicorn {conns}c" if "uvicorn" in peers else None
+        for case in mine:
+            case.baseline = base
+        cases += mine
+    tls = bool(opts.get("tls"))
+    return Plan("handshake", "HTTP hello, a new connection per request (wrk -H 'Connection: close')", cases,
+                _http_columns("conns/s", "conn"),
+                claim="what a connection costs the server: accept, one request, close"
+                      + (" -- and a TLS handshake, a resumed one: wrk keeps each connection slot's session"
+                         if tls else "; --tls adds a handshake to each"),
+                plot=("messages_per_s", "connections per second"), peers_included=True)
 
 
 RESP_TESTS = ("ping_inline", "ping_mbulk", "set", "get")
@@ -327,4 +389,4 @@ def resp(opts: dict[str, Any], inst: Installed) -> Plan:
 
 PRESETS: dict[str, Callable[[dict[str, Any], Installed], Plan]] = {
     "default": default, "idle": idle, "herd": herd, "dispatch": dispatch, "edge": edge, "backlog": backlog,
-    "http": http, "resp": resp}
+    "http": http, "resp": resp, "handshake": handshake}

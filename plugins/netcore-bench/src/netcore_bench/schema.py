@@ -49,7 +49,9 @@ SCHEMA: dict[str, Any] = {
                    "properties": {"rounds": {"type": "integer", "minimum": 1}, "generator": {"type": "string"},
                                   "server_cpu": {"type": ["integer", "null"]},
                                   "generator_cpu": {"type": ["integer", "null"]},
-                                  "gen_saturated_percent": _NUM}},
+                                  "gen_saturated_percent": _NUM,
+                                  # every row over TLS (--tls); absent in files written before it
+                                  "tls": {"type": "boolean"}}},
         "cases": {"type": "array", "items": {
             "type": "object", "required": ["key", "server", "args", "protocol", "load", "params", "skip", "baseline",
                                            "command"],

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import signal
 import socket
 import time
 from typing import Any
@@ -155,6 +156,15 @@ class ForkingParent(Supervisor):
         os.write(self._stats_w, json.dumps(
             {name: getattr(worker.stats, name) for name in _CHILD_COUNTERS}).encode() + b"\n")
         return 0
+
+    def handle_hup(self) -> None:
+        """Every child forks from this parent, with its TLS context: a HUP reads the
+        certificate files again here (a bad file keeps the running one), so the next
+        clients get the new certificate. Nothing else is re-read: a restart does that."""
+        if self.server.accept_layers is not None and self.server.accept_layers.tls_context is not None:
+            self.server.reload_in_place(signal.SIGHUP)
+        else:
+            log.info("master.signal_ignored", signal="SIGHUP", reason=self.signal_ignored_reason)
 
     # -- children ----------------------------------------------------------------------
     def child_exited(self, child: Child, status: int) -> None:

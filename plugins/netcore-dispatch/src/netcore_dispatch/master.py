@@ -101,6 +101,9 @@ class WorkerProcess(Child):
     #: Its latest protocol figures (metrics on): kept apart, since the counters it sends
     #: as it exits have none.
     figures: dict | None = None
+    #: Why its application refused to start (a usage error in the worker: an ASGI
+    #: lifespan startup that failed), as it said before exiting; None otherwise.
+    refused: str | None = None
 
     def log_fields(self) -> dict[str, Any]:
         return {"pid": self.pid, "worker": self.slot}
@@ -130,6 +133,12 @@ class Master(Supervisor):
         #: The generation a HUP started, until it serves alone (``master.reloaded``).
         self._reloading: int | None = None
         self._ready_announced = False
+        #: A worker ever reported ready (until then, an application that refuses to start
+        #: ends the server: restarting cannot help, and nothing has been served).
+        self._ever_ready = False
+        #: Set when the application refused to start in the first workers: :meth:`run`
+        #: raises it as the usage error (exit status 2) once every worker is gone.
+        self.refusal: str | None = None
         self.pidfile = PidFile(str(config.get("pid", "") or ""))
         #: The pid of the master a USR2 executed, while it runs.
         self._successor: int | None = None
@@ -138,8 +147,9 @@ class Master(Supervisor):
         self.heartbeat = Heartbeat(self.timeout)
         #: How often a starved worker's silence is judged again.
         self.heartbeat_recheck = 0.25
-        #: The configuration before that HUP, for a rollback.
+        #: The configuration before that HUP, for a rollback; and its TLS context.
         self._config_before: Any = None
+        self._tls_before: Any = None
         #: Metrics: workers started in a slot that had one before; slots that had one;
         #: the counters and protocol figures of the workers that have exited.
         self.restarts = 0
@@ -218,12 +228,20 @@ class Master(Supervisor):
             return
         try:
             config = reread_config(self.server)
+            # The certificate files read again now, in the master, so that the new
+            # generation's workers share the new context (and its ticket keys); a bad
+            # file refuses the HUP like a bad setting, the old workers serving on.
+            tls = self.server.tls_for_reload(config)
         except (UsageError, OSError) as exc:
             log.error("master.reload_failed", reason=f"configuration: {exc}", generation=self.generation)
             return
         if self._reloading is None:
             self._config_before = self.server.config
+            self._tls_before = getattr(self.server.accept_layers, "tls_context", None)
         self._apply_config(config)
+        if tls is not None:
+            self.server.accept_layers.replace_tls(tls)
+            log.info("tls.reloaded", certfile=str(config.certfile), generation=self.generation + 1)
         self.generation += 1
         self._reloading = self.generation
         self.reloading()
@@ -254,6 +272,9 @@ class Master(Supervisor):
         if self._config_before is not None:
             self._apply_config(self._config_before)
             self._config_before = None
+        if self._tls_before is not None:  # respawned old-generation workers: the old certificate
+            self.server.accept_layers.replace_tls(self._tls_before)
+            self._tls_before = None
         for worker in list(self.children.values()):
             if worker.generation == generation and worker.state == SERVING:
                 self._retire(worker, "reload rolled back")
@@ -387,6 +408,12 @@ class Master(Supervisor):
             self.restarts += 1
         self._slots_seen.add(slot)
 
+    def run(self) -> str:
+        reason = super().run()
+        if self.refusal is not None:
+            raise UsageError(self.refusal)
+        return reason
+
     def shed(self) -> None:
         assert self._life is not None
         os.close(self._life[1])  # only the master may hold the write end: its death is our EOF
@@ -408,6 +435,13 @@ class Master(Supervisor):
         if isinstance(exc, SystemExit):
             return exc.code if isinstance(exc.code, int) else 1
         started = bool(self.link and self.link.ready_sent)
+        if isinstance(exc, UsageError) and not started and self.link is not None:
+            # The application refused to start (its own words, one line): tell the master,
+            # which ends the server with it if no worker has ever served.
+            try:
+                self.link.send(refused=str(exc))
+            except OSError:
+                pass
         try:
             log.error("worker.failed", worker=slot, pid=os.getpid(), started=started, exc_info=exc)
         except BaseException:  # noqa: BLE001 - a log that fails must not stop the exit
@@ -424,6 +458,9 @@ class Master(Supervisor):
             return  # a heartbeat
         if message.get("ready"):
             worker.ready_at = time.monotonic()
+            self._ever_ready = True
+        if "refused" in message:
+            worker.refused = str(message["refused"])
         if "stats" in message:
             worker.stats = message["stats"]
             if isinstance(worker.stats, dict) and "protocol" in worker.stats:
@@ -496,6 +533,13 @@ class Master(Supervisor):
         if (self._reloading is not None and worker.generation == self._reloading and worker.ready_at is None
                 and os.waitstatus_to_exitcode(status) == BOOT_ERROR):
             self._roll_back(worker)
+            return
+        if worker.refused is not None and worker.ready_at is None and not self._ever_ready:
+            # The first workers cannot start the application (gunicorn halts on a boot
+            # error too): stop the others and exit 2 with its reason, not back off forever.
+            log.error("master.application_refused", worker=worker.slot, reason=worker.refused)
+            self.refusal = worker.refused
+            self.handle_stop("application failed to start", True)
             return
         # It died on its own: crash, kill -9 from outside, a failed start.
         if worker.ready_at is None or now - worker.ready_at < STABLE_AFTER:

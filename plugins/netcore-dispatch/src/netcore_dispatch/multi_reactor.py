@@ -88,6 +88,7 @@ class MultiReactorDispatcher(Dispatcher):
 
         server.install_stop_signals(main_loop, stop)
         server.acceptor.start(main_loop, server.listeners, hand_over, accept_stats)
+        server.live_stats(accept_stats)  # the accept wake-ups and EAGAINs, in /metrics while serving
         threads = [start_thread(io_thread, w, name=f"netcore-io-{w.index}", daemon=False) for w in workers]
         try:
             main_loop.run_forever()

@@ -73,7 +73,9 @@ class ReactorProgram:
         # The hooks first: a worker whose start hook fails must not have taken a connection.
         server.worker_started(worker)
         worker.start_accepting(acceptor, listeners)
-        link.ready()
+        # Ready once the loop runs: a loop hosted by asyncio first runs the application's
+        # start-up (ASGI lifespan), and a worker whose start-up fails was never ready.
+        loop.call_soon(link.ready)
         loop.call_later(link.interval, tick)
         try:
             loop.run_forever()

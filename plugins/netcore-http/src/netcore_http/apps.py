@@ -1,4 +1,4 @@
-"""Finding the WSGI app that ``--app`` names: ``module:callable`` or ``module:factory()``."""
+"""Finding the app (WSGI or ASGI) that ``--app`` names: ``module:callable`` or ``module:factory()``."""
 
 from __future__ import annotations
 

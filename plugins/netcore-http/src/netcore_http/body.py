@@ -16,15 +16,21 @@ Which one a server uses depends on one fact the connection contract states,
   anonymous temporary file (:class:`SpooledBody`; waitress does the same with its
   ``inbuf_overflow``). Memory stays bounded; the disk holds what the client sends, up
   to ``max_body_size``.
+
+An ASGI app's task runs on the I/O thread too, but it can wait without stalling it (its
+``receive()`` is awaited): its body is streamed, through an :class:`AsgiBody`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import threading
 from typing import Any, Callable
 
 from netcore.protocol import ConnectionClosed
+
+from netcore_http.waiting import settle
 
 
 class RequestBodyError(ConnectionClosed):
@@ -66,23 +72,16 @@ class SpooledBody:
         self.file.close()
 
 
-class StreamedBody:
-    """``wsgi.input`` for a body still arriving: fed on the I/O thread, read on the app's.
-
-    A lock and a condition guard a bounded buffer (a ``bytearray``: deleting from its
-    front is amortised O(1) in CPython). The I/O thread pauses reading when the buffer
-    passes ``limit``; a read that brings it to ``limit // 2`` or below resumes it. An
-    ``Expect: 100-continue`` is answered at the app's first read, never before: an app
-    that refuses the request unread (a 401, a 413) spares the client the upload.
-    """
+class BodyFlow:
+    """What a body still arriving shares, whoever reads it: the bound and the flags the
+    protocol reads (:class:`StreamedBody` for a WSGI app's thread, :class:`AsgiBody`
+    for an ASGI app's task)."""
 
     def __init__(self, connection: Any, limit: int, expect: bool, on_resume: Callable[[], None],
                  on_continue: Callable[[], None]) -> None:
-        self._cond = threading.Condition(threading.Lock())
         self._buf = bytearray()
         self._connection = connection
         self._limit = max(limit, 1)
-        self._low = limit // 2
         self._on_resume = on_resume
         self._on_continue = on_continue
         #: A 100 Continue is owed at the first read (cleared once asked for).
@@ -96,6 +95,23 @@ class StreamedBody:
         self.discarding = False
         self.received = 0
         self.dropped = 0
+
+
+class StreamedBody(BodyFlow):
+    """``wsgi.input`` for a body still arriving: fed on the I/O thread, read on the app's.
+
+    A lock and a condition guard a bounded buffer (a ``bytearray``: deleting from its
+    front is amortised O(1) in CPython). The I/O thread pauses reading when the buffer
+    passes ``limit``; a read that brings it to ``limit // 2`` or below resumes it. An
+    ``Expect: 100-continue`` is answered at the app's first read, never before: an app
+    that refuses the request unread (a 401, a 413) spares the client the upload.
+    """
+
+    def __init__(self, connection: Any, limit: int, expect: bool, on_resume: Callable[[], None],
+                 on_continue: Callable[[], None]) -> None:
+        super().__init__(connection, limit, expect, on_resume, on_continue)
+        self._cond = threading.Condition(threading.Lock())
+        self._low = limit // 2
 
     # -- the I/O thread ----------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -216,6 +232,82 @@ class StreamedBody:
             if not line:
                 return
             yield line
+
+    def close(self) -> None:
+        """Nothing to release: the protocol owns the buffer."""
+
+
+class AsgiBody(BodyFlow):
+    """An ASGI app's request body, still arriving: fed on the I/O thread, read by ``receive()``.
+
+    The same bounds as :class:`StreamedBody` -- reading pauses once ``limit`` bytes wait
+    unread and resumes when the app has taken them; ``Expect: 100-continue`` is answered
+    at the app's first ``receive()`` -- with an asyncio future for the wait instead of a
+    condition: the app's task runs on the thread that feeds it (the reactor hosts the
+    asyncio loop), so there is nothing to lock. The protocol drives it exactly as it
+    drives a :class:`StreamedBody` (``feed``, ``finish``, ``fail``, ``discard``).
+    """
+
+    _waiter: Any = None  # the future receive() waits on, while it waits
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        settle(waiter)
+
+    # -- the protocol (I/O thread) -------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        self.received += len(data)
+        if self.discarding:
+            self.dropped += len(data)
+            return
+        self._buf += data
+        if len(self._buf) >= self._limit and not self.paused:
+            self.paused = True
+            self._connection.pause_reading()
+        self._wake()
+
+    def finish(self) -> None:
+        self.finished = True
+        self._wake()
+
+    def fail(self, error: RequestBodyError) -> None:
+        if self.error is None and not self.finished:
+            self.error = error
+        self._wake()
+
+    def discard(self) -> bool:
+        """The app is done with the body: drop what is buffered; True if reading was paused."""
+        self.discarding = True
+        self.dropped += len(self._buf)
+        self._buf = bytearray()
+        paused, self.paused = self.paused, False
+        self._wake()
+        return paused
+
+    # -- the app's task (same thread) ----------------------------------------------------
+    async def read(self) -> tuple[bytes, bool]:
+        """What has arrived (at least one byte unless the body ended) and whether more follows.
+
+        Raises the body's :class:`RequestBodyError` once nothing buffered is left and the
+        body cannot end (the client stalled, vanished or sent too much).
+        """
+        if self.expect:
+            self.expect = False
+            if not self.received:
+                self._on_continue()
+        while not self._buf and not self.finished:
+            if self.error is not None:
+                raise self.error
+            if self.discarding:
+                return b"", False
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            await waiter
+        data = bytes(self._buf)
+        self._buf.clear()
+        if self.paused:
+            self.paused = False
+            self._on_resume()
+        return data, not self.finished
 
     def close(self) -> None:
         """Nothing to release: the protocol owns the buffer."""

@@ -7,8 +7,20 @@ from netcore import hookimpl
 def netcore_add_settings(settings):
     add = settings.add
     add("app", "str", "",
-        "WSGI application served by the http protocol: module:callable, or module:factory() to call "
-        "a factory once at start (empty: the built-in hello app)", metavar="MODULE:CALLABLE")
+        "WSGI or ASGI application served by the http protocol: module:callable, or module:factory() to "
+        "call a factory once at start (empty: the built-in hello app)", metavar="MODULE:CALLABLE")
+    add("interface", "choice", "auto",
+        "what the app is (uvicorn's --interface): asgi (ASGI 3: async def app(scope, receive, send)), "
+        "wsgi (PEP 3333), or auto: ASGI when the app or its __call__ is a coroutine function, else WSGI",
+        choices=("auto", "asgi", "wsgi"))
+    add("asyncio_loop", "choice", "auto",
+        "the asyncio loop an ASGI app's coroutines run on, one per reactor thread or process "
+        "(uvicorn's --loop): auto (uvloop where installed, else asyncio), asyncio, uvloop",
+        choices=("auto", "asyncio", "uvloop"))
+    add("lifespan", "choice", "auto",
+        "ASGI lifespan events, run on every asyncio loop before it serves and after it drained "
+        "(uvicorn's --lifespan): auto (an app that raises on the lifespan scope does without), on, off",
+        choices=("auto", "on", "off"))
     add("access_log", "bool", False,
         "log one http.access event per HTTP request (off: per-request logging costs more than the request)")
     add("access_log_format", "str", "",
@@ -50,12 +62,32 @@ def netcore_add_settings(settings):
 
 
     add("root_path", "str", "",
-        "the path prefix a proxy mounts the WSGI app under: SCRIPT_NAME, taken off the front of "
-        "PATH_INFO when present (gunicorn's SCRIPT_NAME, uvicorn's --root-path)", metavar="PATH")
+        "the path prefix a proxy mounts the app under: WSGI's SCRIPT_NAME, taken off the front of "
+        "PATH_INFO when present; ASGI's root_path, put in front of path when absent (gunicorn's "
+        "SCRIPT_NAME, uvicorn's --root-path)", metavar="PATH")
     add("forwarded_allow_ips", "str", "127.0.0.1",
         "peers (addresses or networks, comma-separated, or *) whose Forwarded / X-Forwarded-For / "
         "X-Forwarded-Proto set REMOTE_ADDR and wsgi.url_scheme; from others they are plain headers",
         metavar="ADDRESSES")
+    # WebSockets of ASGI apps (websocket.py), with uvicorn's names and defaults.
+    add("ws", "choice", "auto",
+        "WebSocket support for ASGI apps: auto or wsproto (the same: frames by wsproto), or none "
+        "(an Upgrade: websocket request is an ordinary HTTP request for the app)",
+        choices=("auto", "wsproto", "none"))
+    add("ws_max_size", "int", 16 << 20,
+        "largest WebSocket message in bytes; a larger one closes the WebSocket with 1009",
+        minimum=1, maximum=1 << 31, metavar="BYTES")
+    add("ws_max_queue", "int", 32,
+        "received WebSocket messages held for an app that is not receiving; beyond, reading pauses",
+        minimum=1, maximum=1 << 20, metavar="N")
+    add("ws_ping_interval", "float", 20.0,
+        "seconds between the server's WebSocket keepalive pings (0: no pings)", minimum=0, maximum=86400,
+        metavar="SECONDS")
+    add("ws_ping_timeout", "float", 20.0,
+        "seconds a WebSocket peer has to answer a ping before the server closes with 1011 (0: never)",
+        minimum=0, maximum=86400, metavar="SECONDS")
+    add("ws_per_message_deflate", "bool", True,
+        "accept a client's offer of WebSocket permessage-deflate compression (RFC 7692)")
 
 
 @hookimpl
@@ -82,6 +114,11 @@ def netcore_check_assembly(assembly):
     root = config.get("root_path", "")
     if root and not root.startswith("/"):
         problems.append(f"setting 'root_path': {root!r} is not allowed; allowed: a path beginning with '/'")
+    if config.get("interface", "auto") == "asgi" and assembly.protocol.name == "http":
+        # Said outright: refused here. With auto, for_server refuses once the app is loaded.
+        from netcore_http.hosting import assembly_problems
+
+        problems += assembly_problems(assembly)
     return problems
 
 
@@ -105,4 +142,16 @@ def _reopen_on_usr1():
 @hookimpl
 def netcore_register_protocols(registry):
     registry.register("http", "netcore_http.protocol:HttpProtocol",
-                      "HTTP/1.1 (httptools); with --app module:callable hosts a WSGI app, else a hello app")
+                      "HTTP/1.1 (httptools); with --app module:callable hosts a WSGI or ASGI app, else a hello app")
+
+
+@hookimpl
+def netcore_server_stopped(server, reason):
+    # An ASGI app's lifespan startup failed on a loop that could not raise it itself (an
+    # I/O thread): the server has stopped; now the command line hears of it (exit 2).
+    import sys
+
+    lifespan = sys.modules.get("netcore_http.lifespan")
+    if lifespan is not None and lifespan.failure is not None:
+        failure, lifespan.failure = lifespan.failure, None
+        raise failure

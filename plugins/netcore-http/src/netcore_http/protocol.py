@@ -177,8 +177,12 @@ class HttpProtocol(Protocol):
     limits: Limits
     keepalive_timeout: float
     wsgi: Any = None
+    #: The ASGI host (asgi.py) when the app is an ASGI app; then ``_handle`` is its handler.
+    asgi: Any = None
     #: Bodies are streamed to the app (True) or read before it runs (False): see body.py.
     streaming = False
+    #: What a streamed body is: read on a handler thread (WSGI) or by an ASGI task.
+    body_stream: Any = StreamedBody
 
     @classmethod
     def for_server(cls, server: Server) -> Callable[[Any], HttpProtocol]:
@@ -196,10 +200,17 @@ class HttpProtocol(Protocol):
                 app = load_app(app_spec)
             except (ImportError, AttributeError, ValueError, TypeError) as exc:
                 raise SettingError("app", app_spec, f"module:callable or module:factory() ({exc})") from None
-            concurrency = server.concurrency
-            host = WsgiHost(app, limits, figures=http_figures(server), multithread=concurrency.multithread,
-                            multiprocess=concurrency.multiprocess)
-            attributes["wsgi"] = host
+            from netcore_http.hosting import is_asgi
+
+            if is_asgi(app, config.get("interface", "auto")):
+                from netcore_http.asgi import AsgiHost
+
+                attributes.update(AsgiHost(app, limits, server, figures=http_figures(server)).protocol_attributes())
+            else:
+                concurrency = server.concurrency
+                host = WsgiHost(app, limits, figures=http_figures(server), multithread=concurrency.multithread,
+                                multiprocess=concurrency.multiprocess)
+                attributes["wsgi"] = host
         else:
             attributes["_handle"] = _hello_handler(limits, http_figures(server))
         return type(cls.__name__, (cls,), attributes)
@@ -229,6 +240,12 @@ class HttpProtocol(Protocol):
     _takeover = False
     _head_tail = b""
     _entry_left = -1
+    #: ASGI: the request whose app is running (it hears of flow control and of the
+    #: client's going), a FIN seen, and a WebSocket upgrade waiting for earlier responses.
+    _asgi_call: Any = None
+    _asgi_later = False  # the batch's task outlived its handler: it calls job_finished
+    _client_eof = False
+    _upgrade_to: tuple | None = None
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
@@ -283,8 +300,8 @@ class HttpProtocol(Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserInvalidMethodError:
             self._extension_method(data, phase, 0)
-        except httptools.HttpParserUpgrade:
-            self._upgrade()
+        except httptools.HttpParserUpgrade as exc:
+            self._upgrade(data, exc)
         except httptools.HttpParserError as exc:
             if self._takeover:
                 self._take_over(data, phase, 0)
@@ -303,13 +320,35 @@ class HttpProtocol(Protocol):
             # Under the inline and blocking schemes job_done has run by now.
         if self._phase != IDLE and (not self._outstanding or self._stream is not None):
             self._schedule()  # a request is partial: its header or body deadline
+        if self._upgrade_to is not None and not self._outstanding:
+            self._switch()
 
-    def _upgrade(self) -> None:
-        # The request is complete and queued; we speak no other protocol, so answer it
-        # and close (what follows the head is not HTTP/1.1 any more).
-        if self._batch:
-            self._batch[-1] = self._batch[-1][:MODE] + (CLOSE_MODE, None)
+    def _upgrade(self, data: bytes = b"", exc: BaseException | None = None) -> None:
+        # The request is complete and queued. A WebSocket upgrade to an ASGI app waits
+        # for the responses before it (job_done) and then leaves the connection to the
+        # WebSocket protocol; anything else is answered as HTTP and the connection
+        # closed (what follows the head is not HTTP/1.1 any more).
+        batch = self._batch
+        if self.asgi is not None and batch and _wants_websocket(batch[-1]):
+            offset = exc.args[0] if exc is not None and exc.args else len(data)
+            self._upgrade_to = (batch.pop(), data[offset:])
+            self._broken = True
+            self._special = True
+            return
+        if batch:
+            batch[-1] = batch[-1][:MODE] + (CLOSE_MODE, None)
         self._broken = True
+
+    def _switch(self) -> None:
+        """Every response before the upgrade is written: the WebSocket protocol takes over."""
+        request, leftover = self._upgrade_to
+        self._upgrade_to = None
+        self.connection.cancel_deadline()
+        if self.asgi.upgrade(self, request, leftover):
+            return
+        # No WebSocket support installed: answered as the plain request it also is.
+        self._outstanding += 1
+        self.connection.submit(self._handler, [request[:MODE] + (CLOSE_MODE, None)], 1)
 
     def _extension_method(self, data: bytes, phase: int, first: int) -> None:
         """llhttp refused a method it does not know: find the request, rename, parse on.
@@ -347,8 +386,8 @@ class HttpProtocol(Protocol):
             parser.feed_data(data)
         except httptools.HttpParserInvalidMethodError:
             self._extension_method(data, IDLE, first)
-        except httptools.HttpParserUpgrade:
-            self._upgrade()
+        except httptools.HttpParserUpgrade as exc:
+            self._upgrade(data, exc)
         except httptools.HttpParserError as exc:
             if self._takeover:
                 self._take_over(data, IDLE, first)
@@ -422,6 +461,9 @@ class HttpProtocol(Protocol):
         # The peer half-closed: answer what is complete (the connection closes once the
         # replies are written); a partial request can never complete now.
         self._phase = IDLE
+        self._client_eof = True
+        if self._asgi_call is not None:
+            self._asgi_call.client_eof()
         stream = self._stream
         if stream is not None:
             self._stream = None
@@ -454,6 +496,8 @@ class HttpProtocol(Protocol):
         if stream is not None:
             self._stream = None
             stream.fail(RequestBodyError(0, "the client closed the connection"))
+        if self._asgi_call is not None:
+            self._asgi_call.client_gone()
         output = self._output
         call, output.suspended = output.suspended, None
         if call is not None:
@@ -461,6 +505,9 @@ class HttpProtocol(Protocol):
 
     def resume_writing(self) -> None:
         """Output drained: a stream suspended on the I/O thread produces more."""
+        if self._asgi_call is not None:
+            self._asgi_call.writable()  # an ASGI send() waits for this
+            return
         output = self._output
         call = output.suspended
         if call is None:
@@ -600,8 +647,8 @@ class HttpProtocol(Protocol):
 
     def _start_stream(self, expect: bool) -> None:
         """Hand the request to the app now; its body follows through a StreamedBody."""
-        stream = StreamedBody(self.connection, self.limits.body_buffer_size, expect, self._body_resumed,
-                              self._send_continue)
+        stream = self.body_stream(self.connection, self.limits.body_buffer_size, expect, self._body_resumed,
+                                  self._send_continue)
         self._stream = self._body = stream
         self._special = True  # job_done must see whether the app left the body unread
         method, url, version, headers, _, mode, _ = self._request
@@ -775,6 +822,9 @@ class HttpProtocol(Protocol):
                 return
             if stream.discard():
                 connection.resume_reading()
+        if self._upgrade_to is not None:
+            self._switch()
+            return
         if self._continue_owed:
             self._continue_owed = False
             connection.write(CONTINUE)
@@ -826,6 +876,20 @@ class HttpProtocol(Protocol):
         method, url, version = self._request[:3] if self._request else (b"", b"", "1.1")
         self.limits.access.record((method, url, version, ()), status, error_body_length(status, message), 0.0,
                                   accesslog.peer_address(self.connection.peer))
+
+
+def _wants_websocket(request: tuple) -> bool:
+    """A GET without a body asking for ``Upgrade: websocket`` with ``Connection: upgrade``."""
+    if request[0] != b"GET" or request[4] != b"" or request[6]:
+        return False
+    upgrade = connection = False
+    for name, value in request[3]:
+        lower = name.lower()
+        if lower == b"upgrade":
+            upgrade = upgrade or any(t.strip() == b"websocket" for t in value.lower().split(b","))
+        elif lower == b"connection":
+            connection = connection or any(t.strip() == b"upgrade" for t in value.lower().split(b","))
+    return upgrade and connection
 
 
 def _hello_handler(limits: Limits, figures: HttpFigures | None = None

@@ -6,7 +6,8 @@ netcore's ``server.started`` event once it answers. The echo peers are asyncio s
 written here (:mod:`.asyncio_echo`); the others are the real servers (uvicorn, waitress,
 gunicorn, nginx, redis-server) run by :mod:`.launcher` with the hello apps of
 :mod:`.wsgi_hello` and :mod:`.asgi_hello`. Nothing here is imported until a peer runs;
-:func:`unavailable` only looks for modules and executables.
+:func:`unavailable` only looks for modules and executables. Under ``--tls`` every peer gets
+``--certfile``/``--keyfile`` after its arguments (see :mod:`netcore_bench.tls`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class Peer:
     python_modules: tuple[str, ...] = ()
     executables: tuple[str, ...] = ()
     install_hint: str = ""
+    #: serves TLS under ``netcore bench --tls`` (given ``--certfile``/``--keyfile``)
+    tls: bool = True
+    #: why not, when it does not
+    tls_note: str = ""
 
     def unavailable(self) -> str | None:
         """Why this peer cannot run here, or None."""
@@ -64,8 +69,13 @@ PEERS: dict[str, Peer] = {p.name: p for p in (
     Peer("uvicorn", ("http",), _LAUNCHER, ("--peer", "uvicorn"),
          "uvicorn, httptools parser, uvloop loop, a raw ASGI hello app",
          python_modules=("uvicorn", "httptools", "uvloop"), install_hint="pip install uvicorn httptools uvloop"),
+    Peer("uvicorn-fastapi", ("http",), _LAUNCHER, ("--peer", "uvicorn-fastapi"),
+         "uvicorn, httptools parser, uvloop loop, a FastAPI JSON endpoint",
+         python_modules=("uvicorn", "httptools", "uvloop", "fastapi"),
+         install_hint="pip install uvicorn httptools uvloop fastapi"),
     Peer("waitress", ("http",), _LAUNCHER, ("--peer", "waitress"), "waitress, 4 threads, the WSGI hello app",
-         python_modules=("waitress",), install_hint="pip install waitress"),
+         python_modules=("waitress",), install_hint="pip install waitress", tls=False,
+         tls_note="waitress has no TLS: it is meant to run behind a proxy that terminates it"),
     Peer("gunicorn-sync", ("http",), _LAUNCHER, ("--peer", "gunicorn-sync"),
          "gunicorn, 1 sync worker (a master and a worker process), the WSGI hello app",
          python_modules=("gunicorn",), install_hint="pip install gunicorn"),

@@ -2,7 +2,10 @@
 """Reference echo server of ``netcore bench``: an asyncio Protocol, on the stock asyncio
 event loop or on uvloop.
 
-    python3 -m netcore_bench.peers.asyncio_echo --loop asyncio|uvloop --port 0
+    python3 -m netcore_bench.peers.asyncio_echo --loop asyncio|uvloop --port 0 [--certfile C --keyfile K]
+
+With ``--certfile`` it serves TLS (``create_server(ssl=...)``, the stdlib context with its
+defaults: what an asyncio user writes), the peer of ``netcore bench --tls``.
 
 It accepts the arguments ``netcore serve`` gets from the bench (``serve``,
 ``--log-format json``, ``--bind HOST:PORT``), so that the bench starts it with the same
@@ -21,6 +24,7 @@ import argparse
 import asyncio
 import json
 import signal
+import ssl
 import sys
 
 
@@ -37,12 +41,12 @@ class EchoProtocol(asyncio.Protocol):
         self.transport = None  # type: ignore[assignment]
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-    server = await loop.create_server(EchoProtocol, host, port, backlog=1024)
+    server = await loop.create_server(EchoProtocol, host, port, backlog=1024, ssl=tls)
     addresses = []
     for sock in server.sockets:
         h, p = sock.getsockname()[:2]
@@ -75,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bind", metavar="HOST:PORT", help="netcore's spelling of --host/--port")
     ap.add_argument("--log-format", default="json", help="accepted for netcore compatibility; always json")
     ap.add_argument("command", nargs="?", choices=("serve",), help="accepted for netcore compatibility")
+    ap.add_argument("--certfile", help="serve TLS with this certificate chain (PEM)")
+    ap.add_argument("--keyfile", help="its private key (PEM)")
     args = ap.parse_args(argv)
+    tls = None
+    if args.certfile:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.certfile, args.keyfile)
     if args.bind:
         host, _, port = args.bind.rpartition(":")
         args.host, args.port = host.strip("[]"), int(port)
@@ -89,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as exc:
             print(f"asyncio_echo: uvloop is not importable: {exc}", file=sys.stderr)
             return 3
-        uvloop.run(serve(args.host, args.port))
+        uvloop.run(serve(args.host, args.port, tls))
     else:
-        asyncio.run(serve(args.host, args.port))
+        asyncio.run(serve(args.host, args.port, tls))
     return 0
 
 

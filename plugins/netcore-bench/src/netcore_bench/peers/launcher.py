@@ -23,6 +23,7 @@ import json
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,9 @@ START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
 _PR_SET_PDEATHSIG = 1
 _STOP = {signal.SIGTERM, signal.SIGINT}
+_PROBE_TLS = ssl.create_default_context()
+_PROBE_TLS.check_hostname = False
+_PROBE_TLS.verify_mode = ssl.CERT_NONE
 
 
 def _event(name: str, **fields) -> None:
@@ -57,10 +61,13 @@ def _die_with_parent() -> None:
         pass
 
 
-def _answers(host: str, port: int, protocol: str) -> bool:
+def _answers(host: str, port: int, protocol: str, tls: bool = False) -> bool:
     request, good = PROBES[protocol]
     try:
-        with socket.create_connection((host, port), timeout=2) as s:
+        with socket.create_connection((host, port), timeout=2) as raw:
+            # The probe only asks whether the peer is up: it checks no certificate (the
+            # load generators do, against the bench's CA).
+            s = _PROBE_TLS.wrap_socket(raw) if tls else raw
             s.sendall(request)
             data, need = b"", max(map(len, good))
             while len(data) < need:
@@ -90,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bind", default="127.0.0.1:0", metavar="HOST:PORT", help="loopback only")
     ap.add_argument("--log-format", default="json", help="accepted for netcore compatibility; always json")
     ap.add_argument("command", nargs="?", choices=("serve",), help="accepted for netcore compatibility")
+    ap.add_argument("--certfile", help="serve TLS with this certificate chain (netcore bench --tls)")
+    ap.add_argument("--keyfile", help="its private key")
     args = ap.parse_args(argv)
     host, _, port_text = args.bind.rpartition(":")
     host = host.strip("[]")
@@ -105,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     port = int(port_text) or _free_port(host)
     workdir = Path(tempfile.mkdtemp(prefix=f"netcore-bench-{peer.name}-"))
     try:
-        argv_peer = command(peer.name, host, port, workdir)
+        tls = (args.certfile, args.keyfile or args.certfile) if args.certfile else None
+        argv_peer = command(peer.name, host, port, workdir, tls)
         # The peer's stdout goes to our stderr, which the bench reads continuously: a
         # chatty peer can never fill an unread pipe and stall.
         proc = subprocess.Popen(argv_peer, cwd=workdir, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
@@ -115,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.pthread_sigmask(signal.SIG_BLOCK, _STOP)
         deadline = time.monotonic() + START_TIMEOUT_S
         protocol = protocol_of(peer.name)
-        while not _answers(host, port, protocol):
+        while not _answers(host, port, protocol, tls is not None):
             if proc.poll() is not None:
                 print(f"launcher: {peer.name} exited with status {proc.returncode} before answering "
                       f"({' '.join(argv_peer)})", file=sys.stderr)
