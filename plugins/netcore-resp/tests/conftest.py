@@ -58,13 +58,13 @@ def raw() -> Raw:
 
 @pytest.fixture(scope="session")
 def redis_server():
-    """A real redis-server (one database, no persistence) on a free port: the oracle."""
+    """A real redis-server (16 databases, no persistence) on a free port: the oracle."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server): no oracle to compare with")
     port = free_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--databases", "1", "--daemonize", "no"],
+                             "--databases", "16", "--daemonize", "no"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + PATIENCE
     while True:

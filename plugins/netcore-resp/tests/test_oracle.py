@@ -3,7 +3,7 @@
 Each case is one connection: ``FLUSHALL`` then the commands, all pipelined in one write
 (inline commands, so the bytes stay readable; the multibulk ones exercise the same
 commands through the fast path). The same bytes go to redis-server (run by the test with
-``--databases 1``, since netcore has one keyspace) and to netcore; the replies, and
+``--databases 16``, Redis's default and netcore's) and to netcore; the replies, and
 whether the server closed the connection, must be identical. Values that depend on the
 clock (PTTL, INFO's uptime) and on hash order (KEYS with several results) are left to the
 client tests.

@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import collections
 import itertools
-import os
-import platform
 import time
 from typing import Any, Callable
 
-from netcore_resp import bits, blocking, hashes, lists, sets, strings
+from netcore_resp import bits, blocking, dump, hashes, lcs, lists, sets, sort, streams, strings, zsets
+from netcore_resp import info as server_info
 from netcore_resp import keys as key_commands
 from netcore_resp.blocking import Blocked
+from netcore_resp.clients import Clients
 from netcore_resp.config import Config
 from netcore_resp.context import Context
 from netcore_resp.framing import LLONG_MAX, LLONG_MIN, error_reply, string2ll
 from netcore_resp.glob import compile_glob
+from netcore_resp.info import REDIS_VERSION
 from netcore_resp.keyspace import Keyspace, now_ms
 from netcore_resp.replies import _BULK_HEADERS as BULK_HEADERS
 from netcore_resp.replies import (
@@ -45,11 +46,13 @@ from netcore_resp.replies import (
     ONE,
     OVERFLOW,
     PONG,
+    SMALL_REPLY,
     STRING_TOO_LONG,
     SYNTAX,
     WRONGPASS,
     WRONGTYPE,
     ZERO,
+    Large,
     Quit,
     Reply,
     Switched,
@@ -70,12 +73,11 @@ from netcore_resp.replies import NIL_ARRAY as NIL_ARRAY2
 from netcore_resp.replies import array as array2
 from netcore_resp.replies import maybe_bulk as maybe_bulk2
 from netcore_resp.scan import scan_fields, scan_keys
+from netcore_resp.stats import CommandStats
 from netcore_resp.streaming import PART
 
 Command = Callable[[list, Any], bytes]
 
-#: What claims to be running, for clients that look (INFO's redis_version).
-REDIS_VERSION = b"7.0.0"
 
 #: name -> (arity, flags, first key, last key, key step): Redis's command table, for
 #: the arity check and COMMAND. Arity n > 0: exactly n arguments (name included);
@@ -140,9 +142,23 @@ SPECS: dict[str, tuple[int, tuple[str, ...], int, int, int]] = {
 INSTALLED_LATER = {"multi", "exec", "discard", "watch", "unwatch"}
 
 #: The Redis type of a value, by its Python class (TYPE, SCAN's TYPE option).
-TYPE_NAMES: dict[type, bytes] = {bytes: b"string", collections.deque: b"list", dict: b"hash", set: b"set"}
+TYPE_NAMES: dict[type, bytes] = {bytes: b"string", collections.deque: b"list", dict: b"hash", set: b"set",
+                                  zsets.ZSet: b"zset", streams.Stream: b"stream"}
 
 ARITY_ERRORS = {name: arity_error(name) for name in SPECS}
+
+#: Commands whose reply is short whatever the data (a status, an integer, a float, or
+#: no more than their own arguments): left unwrapped by streaming.count_large, so they
+#: pay nothing for the part accounting. GET and SET count their large replies inline.
+BOUNDED = frozenset("""
+    get set ping echo quit hello auth select setnx setex psetex mset msetnx del unlink exists incr incrby
+    decr decrby incrbyfloat append strlen setrange setbit getbit bitcount expire pexpire expireat pexpireat
+    expiretime pexpiretime ttl pttl persist type touch rename renamenx copy move swapdb dbsize flushdb
+    flushall lpush rpush lpushx rpushx llen lset linsert lrem ltrim hset hmset hsetnx hdel hlen hexists
+    hstrlen hincrby hincrbyfloat sadd srem scard sismember smismember smove zadd zincrby zrem zcard
+    zcount zlexcount zscore zrank zrevrank zremrangebyscore zremrangebyrank zremrangebylex publish
+    multi discard watch unwatch
+""".split())
 
 
 def _arity_ok(n: int, arity: int) -> bool:
@@ -174,26 +190,41 @@ NO_SCRIPTING = error_reply("netcore does not implement scripting or functions (E
                            "FCALL); FUNCTION FLUSH and FUNCTION LIST answer as for an empty library")
 
 
+#: Databases per server (SELECT 0-15), Redis's default ``databases 16``.
+DATABASES = 16
+
+
 class ServerInfo:
     """What INFO and CONFIG GET report about the running server; filled by the protocol."""
 
     def __init__(self, *, poller: str = "", dispatch: str = "", port_of: Callable[[], int] | None = None,
-                 max_bulk: int = 0, sweep_interval: float = 0.1) -> None:
+                 max_bulk: int = 0, sweep_interval: float = 0.1, keyspaces: list[Keyspace] | None = None) -> None:
         self.poller = poller
         self.dispatch = dispatch
         self.port_of = port_of or (lambda: 0)
         self.max_bulk = max_bulk
         self.hz = max(1, round(1 / sweep_interval)) if sweep_interval else 10
         self.started = time.monotonic()
-        #: Clients blocked in BLPOP and friends, shared by both protocols' tables.
-        self.waiters = blocking.Waiters()
+        #: The databases (SELECT's index), for the commands that reach across them.
+        self.keyspaces = keyspaces if keyspaces is not None else [Keyspace() for _ in range(DATABASES)]
+        #: Clients blocked in BLPOP and friends, per database, shared by both protocols' tables.
+        self.waiters = [blocking.Waiters(db) for db in range(len(self.keyspaces))]
+        self.clients = Clients(lambda: "127.0.0.1:%d" % self.port_of())
+        self.stats = CommandStats()
+        self.hub: Any = None  # netcore_resp.pubsub.Hub, set by the protocol
+        #: ``notify(class, event, key, db)``: a keyspace notification (netcore_resp.notify).
+        self.notify: Callable[[str, str, bytes, int], None] = lambda kind, event, key, db: None
+        #: ``on_flush(dbs)`` before FLUSHDB/FLUSHALL empties databases (WATCH's marking).
+        self.on_flush: Callable[[Any], None] = lambda dbs: None
         #: CONFIG GET/SET's parameters, with the real values netcore has.
         self.config = Config({b"proto-max-bulk-len": b"%d" % (max_bulk or 512 * 1024 * 1024),
-                              b"hz": b"%d" % self.hz})
+                              b"hz": b"%d" % self.hz, b"databases": b"%d" % len(self.keyspaces)})
+        self.config.on_resetstat.append(self.stats.reset)
 
 
-def build(ks: Keyspace, info: ServerInfo, resp3: bool = False) -> dict[bytes, Command]:
-    """The command table (upper- and lower-case names) of keyspace ``ks``, for one protocol.
+def build(ks: Keyspace, info: ServerInfo, resp3: bool = False, db: int = 0) -> dict[bytes, Command]:
+    """The command table (upper- and lower-case names) of keyspace ``ks`` (database ``db``),
+    for one protocol.
 
     ``resp3``: the table of clients that said ``HELLO 3``. The two tables share the
     keyspace and differ only in how replies are typed (null, map, verbatim string), so
@@ -326,7 +357,10 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False) -> dict[bytes, Co
             return NOT_INTEGER
         if not -(2**31) <= index < 2**31:
             return error_reply("value is out of range, value must between -2147483648 and 2147483647")
-        return OK if index == 0 else DB_OUT_OF_RANGE
+        if not 0 <= index < len(info.keyspaces):
+            return DB_OUT_OF_RANGE
+        client.select(index)
+        raise Switched(OK)  # the next commands of the batch use the other database's table
 
     @checked
     def client_(argv, client):
@@ -364,7 +398,36 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False) -> dict[bytes, Co
                 return error_reply(b"Unrecognized option '%s'" % cstr(argv[2]))
             if any(c < 33 or c > 126 for c in argv[3]):
                 return error_reply(b"%s cannot contain spaces, newlines or special characters." % attr)
+            if attr == b"lib-name":
+                client.lib_name = argv[3]
+            else:
+                client.lib_ver = argv[3]
             return OK
+        if sub == b"list":
+            return bulk(info.clients.list_(argv, client))
+        if sub == b"info":
+            if n != 2:
+                return arity_error("client|info")
+            return bulk(info.clients.line(client, client) + b"\n")
+        if sub == b"kill":
+            if n < 3:
+                return arity_error("client|kill")
+            return info.clients.kill(argv, client)
+        if sub == b"unblock":
+            if n not in (3, 4):
+                return arity_error("client|unblock")
+            target = string2ll(argv[2])
+            if target is None:
+                return NOT_INTEGER
+            how = argv[3].lower() if n == 4 else b"timeout"
+            if how not in (b"timeout", b"error"):
+                return error_reply("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+            other = info.clients.by_id.get(target)
+            return ONE if other is not None and other.unblock(how == b"error") else ZERO
+        if sub in (b"no-evict", b"no-touch"):
+            if n != 3 or argv[2].lower() not in (b"on", b"off"):
+                return SYNTAX
+            return OK  # no eviction, no LRU clock: nothing to exempt the client from
         return unknown_subcommand(argv)
 
     @checked
@@ -410,54 +473,28 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False) -> dict[bytes, Co
 
     @checked
     def info_(argv, client):
-        wanted = {a.lower() for a in argv[1:]} or {b"default"}
-        every = bool(wanted & {b"default", b"all", b"everything"})
-        sections = []
-        if every or b"server" in wanted:
-            uptime = int(time.monotonic() - info.started)
-            sections.append("\r\n".join([
-                "# Server",
-                f"redis_version:{REDIS_VERSION.decode()}",
-                "redis_mode:standalone",
-                f"os:{platform.system()} {platform.release()} {platform.machine()}",
-                "arch_bits:64",
-                f"multiplexing_api:{info.poller or 'none'}",
-                f"netcore_dispatch:{info.dispatch}",
-                f"process_id:{os.getpid()}",
-                f"tcp_port:{info.port_of()}",
-                f"uptime_in_seconds:{uptime}",
-                f"uptime_in_days:{uptime // 86400}",
-                f"hz:{info.hz}",
-                f"expired_keys:{ks.expired_keys}",
-            ]) + "\r\n")
-        if every or b"clients" in wanted:
-            blocked = {id(c) for queue in info.waiters.by_key.values() for c in queue}
-            sections.append(f"# Clients\r\nblocked_clients:{len(blocked)}\r\n")
-        if every or b"keyspace" in wanted:
-            lines = ["# Keyspace"]
-            if data:
-                lines.append(f"db0:keys={len(data)},expires={len(expires)},avg_ttl={ks.average_ttl()}")
-            sections.append("\r\n".join(lines) + "\r\n")
-        return text("\r\n".join(sections).encode())
+        return text(server_info.report(info, argv[1:]))
 
     # -- keyspace ----------------------------------------------------------------------
     @checked
     def dbsize(argv, client):
         return integer(len(data))
 
-    def flush(argv):
+    def flush(argv, dbs):
         if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() not in (b"async", b"sync")):
             return SYNTAX
-        ks.clear()
+        info.on_flush(dbs)
+        for index in dbs:
+            info.keyspaces[index].clear()
         return OK
 
     @checked
     def flushdb(argv, client):
-        return flush(argv)
+        return flush(argv, (db,))
 
     @checked
     def flushall(argv, client):
-        return flush(argv)  # one keyspace: FLUSHALL is FLUSHDB
+        return flush(argv, range(len(info.keyspaces)))
 
     @checked
     def del_(argv, client):
@@ -581,7 +618,8 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False) -> dict[bytes, Co
     arity_get = arity["get"]
     crlf = CRLF
     headers = BULK_HEADERS
-    header_cache = HEADER_CACHE
+    small_reply = SMALL_REPLY
+    assert small_reply <= HEADER_CACHE
 
     @command
     def get(argv, client):
@@ -597,7 +635,9 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False) -> dict[bytes, Co
         if value.__class__ is not bytes:
             return WRONGTYPE
         n = len(value)
-        return (headers[n] if n < header_cache else b"$%d\r\n" % n) + value + crlf
+        if n < small_reply:
+            return headers[n] + value + crlf
+        raise Large(b"$%d\r\n" % n + value + crlf)  # counted towards the batch's part
 
     @command
     def set_(argv, client):
@@ -609,7 +649,10 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False) -> dict[bytes, Co
             return OK
         if len(argv) < 3:
             return arity["set"]
-        return set_with_options(argv)
+        reply = set_with_options(argv)
+        if len(reply) >= small_reply:  # SET ... GET of a large old value
+            raise Large(reply)
+        return reply
 
     def set_with_options(argv):
         nx = xx = get_ = keepttl = False
@@ -744,7 +787,6 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False) -> dict[bytes, Co
         return ZERO if value is None else integer(len(value))
 
     # -- lists -------------------------------------------------------------------------
-    waiting = info.waiters.by_key
     def push(argv, left):
         key = argv[1]
         items = typed(key, collections.deque)
@@ -754,10 +796,7 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False) -> dict[bytes, Co
             items.extendleft(argv[2:])
         else:
             items.extend(argv[2:])
-        n = len(items)
-        if waiting and key in waiting:
-            info.waiters.serve(key)
-        return integer(n)
+        return integer(len(items))  # its waiters are served after the command (blocking.Waiters)
 
     @checked
     def lpush(argv, client):
@@ -868,12 +907,13 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False) -> dict[bytes, Co
 
     ctx = Context(ks=ks, data=data, alive=alive, typed=typed, string_value=string_value, resp3=resp3, nil=NIL,
                   nil_array=NIL_ARRAY, array=array, maybe_bulk=maybe_bulk, pairs=pairs, table=table, specs=SPECS,
-                  waiters=info.waiters)
-    blocking.install(ctx, info.waiters)
-    for module in (sets, hashes, lists, key_commands):
+                  waiters=info.waiters[db], db=db, info=info)
+    blocking.install(ctx, info.waiters[db])
+    for module in (sets, zsets, streams, hashes, lists, sort, dump, key_commands):
         module.install(ctx)
     strings.install(ctx, max_bulk)
     bits.install(ctx, max_bulk)
+    lcs.install(ctx, max_bulk)
     key_commands.install_server(ctx)
 
     missing = set(SPECS) - set(table) - INSTALLED_LATER
@@ -903,18 +943,29 @@ def command_info(name: str) -> bytes:
 BLOCKED: Any = type("Blocked", (), {"__repr__": lambda self: "BLOCKED"})()
 
 
-def make_executor(part: int = PART) -> Callable[[Any, Any], tuple[bytes, bool]]:
-    """``run(client, commands) -> (reply, more)``: run commands in order, join their replies.
+def make_executor(part: int = PART) -> Callable[..., Any]:
+    """``run(client, commands, first=True)``: run a batch's commands in order, join their replies.
 
-    ``commands`` is an iterator over a batch. It stops early, with ``more`` True, once
-    the replies pass ``part`` bytes: the caller sends that part and calls again with the
-    same iterator (:mod:`netcore_resp.streaming`), so a long pipeline of large replies
-    never becomes one huge reply. Commands look up in one dict get in the client's table
-    (``client.table``: RESP2's or RESP3's; it holds the lower- and upper-case names); mixed case, unknown names and the protocol-error
-    marker take the slow way. An error in one command answers that command only. QUIT
-    ends the batch, and a later batch of the same client runs nothing: with handlers on
-    other threads, what was read while QUIT ran has been submitted already, and the
-    connection answers it before closing.
+    Commands look up in one dict get in the client's table (``client.table``: RESP2's or
+    RESP3's; it holds the lower- and upper-case names); mixed case, unknown names and the
+    protocol-error marker take the slow way. An error in one command answers that
+    command only. QUIT ends the batch, and a later batch of the same client runs nothing:
+    with handlers on other threads, what was read while QUIT ran has been submitted
+    already, and the connection answers it before closing.
+
+    **Parts.** Once the replies pass ``part`` bytes the batch stops: the caller sends that
+    part and runs the rest later from the same iterator (:mod:`netcore_resp.streaming`),
+    so a long pipeline of large replies never becomes one huge reply. Only replies a
+    command raised as :class:`~netcore_resp.replies.Large` (and the rare ``Switched``
+    ones: EXEC's) are counted, so the common batch of small replies pays no size check
+    per command; a command that can answer big raises it (GET inline, the others through
+    :func:`netcore_resp.streaming.count_large`).
+
+    ``first`` True (a batch as submitted, on the thread that runs it): the result is the
+    reply, or what ``client.more`` makes of a batch that streams or blocks -- one call
+    per batch, no tuple. ``first`` False (the rest of a batch, or a caller that must leave
+    the keyspace lock before streaming): ``(reply, more)``, ``more`` truthy when the batch
+    is not done (:data:`BLOCKED` when a command blocked).
     """
     def other(argv: list, client: Any) -> bytes:
         name = argv[0]
@@ -933,32 +984,42 @@ def make_executor(part: int = PART) -> Callable[[Any, Any], tuple[bytes, bool]]:
             return unknown_command(argv)
         return fn(argv, client)
 
-    def run(client: Any, commands: Any) -> tuple[bytes, bool]:
+    def run(client: Any, commands: Any, first: bool = True) -> Any:
         out: list[bytes] = []
         append = out.append
         size = 0
         lookup = client.table.get
+        commands = iter(commands)
+        more: Any = False
         try:
             for argv in commands:
                 try:
-                    reply = lookup(argv[0], other)(argv, client)
+                    append(lookup(argv[0], other)(argv, client))
                 except Reply as error:
                     reply = error.reply
-                    if error.__class__ is Switched:  # HELLO: the next commands use the new table
-                        lookup = client.table.get
+                    append(reply)
+                    cls = error.__class__
+                    if cls is Large or cls is Switched:
+                        if cls is Switched:  # HELLO, MULTI, EXEC: the next commands use the new table
+                            lookup = client.table.get
+                        size += len(reply)
+                        if size > part:
+                            more = True
+                            break
                 except Blocked:  # BLPOP must wait: keep the batch's state on the client
                     client.block_head = b"".join(out)
                     client.block_rest = commands
-                    return b"", BLOCKED
+                    out = []
+                    more = BLOCKED
+                    break
                 except Exception as exc:  # a bug in a command: its reply only, never the server
-                    reply = error_reply(f"internal error in '{argv[0]!r}': {type(exc).__name__}")
-                append(reply)
-                size += len(reply)
-                if size > part:
-                    return b"".join(out), True
+                    append(error_reply(f"internal error in '{argv[0]!r}': {type(exc).__name__}"))
         except Quit:
             append(OK)
             client.quit = True
-        return b"".join(out), False
+        reply = b"".join(out)
+        if not first:
+            return reply, more
+        return client.more(reply, commands, more) if more else reply
 
     return run

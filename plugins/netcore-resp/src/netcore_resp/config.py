@@ -30,9 +30,9 @@ DEFAULTS: dict[bytes, bytes] = {
     b"list-max-listpack-size": b"-2", b"list-max-ziplist-size": b"-2", b"list-compress-depth": b"0",
     b"hash-max-listpack-entries": b"128", b"hash-max-listpack-value": b"64",
     b"hash-max-ziplist-entries": b"128", b"hash-max-ziplist-value": b"64",
-    b"set-max-intset-entries": b"512", b"zset-max-listpack-entries": b"128", b"zset-max-listpack-value": b"64",
+    b"set-max-intset-entries": b"512", b"set-max-listpack-entries": b"128", b"set-max-listpack-value": b"64", b"zset-max-listpack-entries": b"128", b"zset-max-listpack-value": b"64",
     b"zset-max-ziplist-entries": b"128", b"zset-max-ziplist-value": b"64",
-    b"activerehashing": b"yes", b"active-expire-effort": b"1", b"close-on-replica-write": b"yes",
+    b"sanitize-dump-payload": b"no", b"activerehashing": b"yes", b"active-expire-effort": b"1", b"close-on-replica-write": b"yes",
     b"client-output-buffer-limit": b"normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
 }
 
@@ -44,6 +44,9 @@ class Config:
         self.values = dict(DEFAULTS)
         self.values.update(actual)
         self.on_resetstat: list[Callable[[], None]] = []
+        #: name -> ``apply(value) -> stored value``, for the parameters that change
+        #: behaviour; raising ValueError refuses the value (Redis's "Invalid argument").
+        self.on_set: dict[bytes, Callable[[bytes], bytes]] = {}
 
     def command(self, argv: list, pairs: Callable[[list], bytes]) -> bytes | None:
         """CONFIG's reply (``pairs`` encodes a map in the client's protocol); None: unknown subcommand."""
@@ -66,6 +69,13 @@ class Config:
                 if name not in self.values:
                     return error_reply(b"Unknown option or number of arguments for CONFIG SET - '%s'" % cstr(name))
             for name, value in pairs:
+                apply = self.on_set.get(name)
+                if apply is not None:
+                    try:
+                        value = apply(value)
+                    except ValueError:
+                        return error_reply(b"CONFIG SET failed (possibly related to argument '%s') - Invalid "
+                                           b"argument '%s' for CONFIG SET '%s'" % (cstr(name), cstr(value), cstr(name)))
                 self.values[name] = value
             return OK
         if sub == b"resetstat":

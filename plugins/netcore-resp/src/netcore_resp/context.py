@@ -29,6 +29,9 @@ class Context:
     specs: dict
     #: netcore_resp.blocking.Waiters: pushes serve the clients blocked on the key.
     waiters: Any = None
+    #: The database this table serves, and the server (commands.ServerInfo: every database).
+    db: int = 0
+    info: Any = None
 
     def register(self, name: str, spec: Spec, fn: Callable[[list, Any], bytes]) -> None:
         """Add command ``name`` behind the arity check of ``spec`` (which goes into SPECS)."""

@@ -23,8 +23,8 @@ from netcore_resp.keyspace import Keyspace
 
 
 class Sweeper:
-    def __init__(self, keyspace: Keyspace, lock: Any, interval: float, limit: int) -> None:
-        self.keyspace = keyspace
+    def __init__(self, keyspaces: list[Keyspace], lock: Any, interval: float, limit: int) -> None:
+        self.keyspaces = keyspaces
         self.lock = lock
         self.interval = interval
         self.limit = limit
@@ -47,8 +47,13 @@ class Sweeper:
             loop.call_later(self.interval, self._tick, loop)
 
     def sweep_once(self) -> bool:
+        """One sweep of every database (each up to ``limit`` keys); True if more are due."""
+        more = False
         with self.lock:
-            return self.keyspace.sweep(self.limit)
+            for keyspace in self.keyspaces:
+                if keyspace.expires:
+                    more = keyspace.sweep(self.limit) or more
+        return more
 
     def _tick(self, loop: Any) -> None:
         more = self.sweep_once()

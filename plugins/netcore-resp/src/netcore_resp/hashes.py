@@ -19,6 +19,26 @@ HASH_NOT_INTEGER = error_reply("hash value is not an integer")
 HASH_NOT_FLOAT = error_reply("hash value is not a float")
 
 
+def random_count(argv: list, option: bytes) -> tuple[int, bool]:
+    """HRANDFIELD / ZRANDMEMBER's ``key count [WITHVALUES|WITHSCORES]``: (count, option given)."""
+    count = string2ll(argv[2])
+    if count is None:
+        raise Reply(NOT_INTEGER)
+    if not -RANDOM_MAX <= count <= RANDOM_MAX:
+        raise Reply(OUT_OF_RANGE)
+    given = len(argv) == 4 and argv[3].lower() == option
+    if len(argv) > 4 or (len(argv) == 4 and not given):
+        raise Reply(error_reply("syntax error"))
+    return count, given
+
+
+def pick_random(names: tuple, count: int) -> list:
+    """``count`` distinct names (count >= 0), or -count with repetitions (Redis's rule)."""
+    if count >= 0:
+        return random.sample(names, min(count, len(names)))
+    return [random.choice(names) for _ in range(-count)]
+
+
 def install(ctx: Context) -> None:
     data, typed, register = ctx.data, ctx.typed, ctx.register
 
@@ -50,6 +70,8 @@ def install(ctx: Context) -> None:
 
     def hincrbyfloat(argv, client):
         delta = parse_float(argv[3])
+        if math.isinf(delta):  # refused before the hash is created, as Redis 7 does
+            raise Reply(error_reply("value is NaN or Infinity"))
         fields = create(argv[1])
         old = fields.get(argv[2])
         current = 0.0
@@ -102,19 +124,10 @@ def install(ctx: Context) -> None:
         fields = get(argv[1])
         if len(argv) == 2:
             return ctx.maybe_bulk(random.choice(tuple(fields)) if fields else None)
-        count = string2ll(argv[2])
-        if count is None:
-            raise Reply(NOT_INTEGER)
-        if not -RANDOM_MAX <= count <= RANDOM_MAX:
-            raise Reply(OUT_OF_RANGE)
-        withvalues = len(argv) == 4 and argv[3].lower() == b"withvalues"
-        if len(argv) > 4 or (len(argv) == 4 and not withvalues):
-            raise Reply(error_reply("syntax error"))
+        count, withvalues = random_count(argv, b"withvalues")
         if not fields:
             return b"*0\r\n"
-        names = tuple(fields)
-        chosen = random.sample(names, min(count, len(names))) if count >= 0 else \
-            [random.choice(names) for _ in range(-count)]
+        chosen = pick_random(tuple(fields), count)
         if not withvalues:
             return b"*%d\r\n" % len(chosen) + b"".join(map(bulk, chosen))
         if ctx.resp3:

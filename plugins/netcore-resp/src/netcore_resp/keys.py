@@ -1,21 +1,37 @@
 """Generic key commands: RENAME, RENAMENX, COPY, RANDOMKEY, TOUCH, OBJECT, EXPIREAT,
 PEXPIREAT, EXPIRETIME, PEXPIRETIME (Redis 7.0's ``db.c``, ``object.c``, ``expire.c``).
 
-One database (SELECT other than 0, MOVE and SWAPDB are refused: docs/resp.md)."""
+MOVE, SWAPDB and COPY ... DB reach the other databases through ``ctx.info.keyspaces``."""
 
 from __future__ import annotations
 
 import collections
-import copy
 import random
+from typing import Any
 
 from netcore_resp.context import Context
 from netcore_resp.framing import error_reply, string2ll
 from netcore_resp.keyspace import now_ms
-from netcore_resp.replies import MINUS_ONE, MINUS_TWO, NOT_INTEGER, OK, ONE, SYNTAX, ZERO, Reply, bulk, integer
+from netcore_resp.replies import (
+    DB_OUT_OF_RANGE,
+    MINUS_ONE,
+    MINUS_TWO,
+    NOT_INTEGER,
+    OK,
+    ONE,
+    SYNTAX,
+    ZERO,
+    Reply,
+    bulk,
+    integer,
+)
+from netcore_resp.streams import Stream
+from netcore_resp.zsets import ZSet
 
 NO_SUCH_KEY = error_reply("no such key")
-ENCODINGS = {bytes: b"raw", collections.deque: b"quicklist", dict: b"hashtable", set: b"hashtable"}
+SAME_OBJECT = error_reply("source and destination objects are the same")
+ENCODINGS = {bytes: b"raw", collections.deque: b"quicklist", dict: b"hashtable", set: b"hashtable", ZSet: b"skiplist",
+             Stream: b"stream"}
 
 
 def install(ctx: Context) -> None:
@@ -38,28 +54,66 @@ def install(ctx: Context) -> None:
             ks.set_deadline(destination, deadline)
         return ONE if nx else OK
 
+    def database(arg: bytes) -> Any:
+        """Another database by index (MOVE, COPY ... DB, SWAPDB)."""
+        index = string2ll(arg)
+        if index is None or not -(2**31) <= index < 2**31:
+            raise Reply(NOT_INTEGER)
+        if not 0 <= index < len(ctx.info.keyspaces):
+            raise Reply(DB_OUT_OF_RANGE)
+        return ctx.info.keyspaces[index]
+
     def copy_(argv, client):
         source, destination = argv[1], argv[2]
         replace = False
-        for opt in argv[3:]:
-            if opt.lower() == b"replace":
+        target = ks
+        j = 3
+        while j < len(argv):
+            opt = argv[j].lower()
+            if opt == b"replace":
                 replace = True
-            elif opt.lower() == b"db":
-                raise Reply(error_reply("DB index is out of range"))
+            elif opt == b"db" and j + 1 < len(argv):
+                target = database(argv[j + 1])
+                j += 1
             else:
                 raise Reply(SYNTAX)
+            j += 1
+        if target is ks and source == destination:
+            raise Reply(SAME_OBJECT)
         value = alive(source)
         if value is None:
             return ZERO
-        if alive(destination) is not None:
+        if target.alive(destination) is not None:
             if not replace:
                 return ZERO
-            ks.delete(destination)
-        data[destination] = value if value.__class__ is bytes else copy.copy(value)
+            target.delete(destination)
+        target.data[destination] = value if value.__class__ is bytes else value.copy()  # deque, dict, set, ZSet
         deadline = ks.deadline(source)
         if deadline != -1:
-            ks.set_deadline(destination, deadline)
+            target.set_deadline(destination, deadline)
         return ONE
+
+    def move(argv, client):
+        target = database(argv[2])
+        if target is ks:
+            raise Reply(SAME_OBJECT)
+        key = argv[1]
+        value = alive(key)
+        if value is None or target.alive(key) is not None:
+            return ZERO
+        deadline = ks.deadline(key)
+        ks.delete(key)
+        target.data[key] = value
+        if deadline != -1:
+            target.set_deadline(key, deadline)
+        return ONE
+
+    def swapdb(argv, client):
+        for arg, which in ((argv[1], "first"), (argv[2], "second")):
+            if string2ll(arg) is None:
+                raise Reply(error_reply(f"invalid {which} DB index"))
+        database(argv[1]).swap(database(argv[2]))
+        return OK
 
     def randomkey(argv, client):
         for _ in range(100):  # a few tries past keys that turn out to be expired
@@ -124,6 +178,8 @@ def install(ctx: Context) -> None:
     register("rename", (3, ("write",), 1, 2, 1), lambda argv, client: rename(argv, client, False))
     register("renamenx", (3, ("write", "fast"), 1, 2, 1), lambda argv, client: rename(argv, client, True))
     register("copy", (-3, ("write", "denyoom"), 1, 2, 1), copy_)
+    register("move", (3, ("write", "fast"), 1, 1, 1), move)
+    register("swapdb", (3, ("write", "fast"), 0, 0, 0), swapdb)
     register("randomkey", (1, ("readonly",), 0, 0, 0), randomkey)
     register("touch", (-2, ("readonly", "fast"), 1, -1, 1), touch)
     register("object", (-2, ("readonly",), 2, 2, 1), object_)

@@ -1,7 +1,8 @@
-"""The one keyspace of a server: values, deadlines, and the expiry that removes them.
+"""One database of a server (SELECT's index): values, deadlines, and the expiry that removes them.
 
 Values are ``bytes`` (a Redis string), ``collections.deque`` (a list: O(1) at both
-ends) or ``dict`` (a hash: insertion-ordered, as Redis's small hashes are). The type of
+ends), ``dict`` (a hash: insertion-ordered, as Redis's small hashes are), ``set`` or
+:class:`netcore_resp.zsets.ZSet`. The type of
 the Python object *is* the Redis type, so a type check is one ``__class__`` comparison.
 
 Deadlines are Unix milliseconds, as in Redis (``EXPIREAT``-style arithmetic, overflow
@@ -33,7 +34,7 @@ def now_ms() -> int:
 
 
 class Keyspace:
-    __slots__ = ("data", "expires", "_heap", "expired_keys")
+    __slots__ = ("data", "expires", "_heap", "expired_keys", "on_expire")
 
     def __init__(self) -> None:
         #: key -> value (bytes, deque or dict)
@@ -45,6 +46,8 @@ class Keyspace:
         self._heap: list[tuple[int, bytes]] = []
         #: keys removed because their deadline passed (INFO's expired_keys)
         self.expired_keys = 0
+        #: ``on_expire(key)`` after a key expired (keyspace notifications), or None
+        self.on_expire: Any = None
 
     # -- reading ------------------------------------------------------------------------
     def alive(self, key: bytes) -> Any:
@@ -59,6 +62,8 @@ class Keyspace:
         del self.expires[key]
         del self.data[key]
         self.expired_keys += 1
+        if self.on_expire is not None:
+            self.on_expire(key)
 
     def deadline(self, key: bytes) -> int:
         """The key's deadline in Unix ms, or -1 for none."""
@@ -88,6 +93,17 @@ class Keyspace:
         if self.expires:
             self.expires.pop(key, None)
         return True
+
+    def swap(self, other: Keyspace) -> None:
+        """SWAPDB: exchange contents with ``other``, in place (the command tables hold
+        these very dicts), and with them the deadlines."""
+        for mine, theirs in ((self.data, other.data), (self.expires, other.expires)):
+            kept = dict(mine)
+            mine.clear()
+            mine.update(theirs)
+            theirs.clear()
+            theirs.update(kept)
+        self._heap, other._heap = other._heap, self._heap
 
     def clear(self) -> None:
         self.data.clear()

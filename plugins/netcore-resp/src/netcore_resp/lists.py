@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections
 
 from netcore_resp.context import Context
-from netcore_resp.framing import error_reply, string2ll
+from netcore_resp.framing import LLONG_MIN, error_reply, string2ll
 from netcore_resp.replies import MINUS_ONE, NOT_INTEGER, OK, SYNTAX, ZERO, Reply, bulk, integer
 
 NO_SUCH_KEY = error_reply("no such key")
@@ -124,6 +124,8 @@ def install(ctx: Context) -> None:
                 if number == 0:
                     raise Reply(error_reply("RANK can't be zero: use 1 to start from the first match, 2 from the "
                                             "second ... or use negative to start from the end of the list"))
+                if number == LLONG_MIN:  # -rank would overflow in Redis
+                    raise Reply(error_reply("value is out of range"))
                 rank = number
             elif opt == b"count":
                 if number < 0:
@@ -164,10 +166,7 @@ def install(ctx: Context) -> None:
             items.extendleft(argv[2:])
         else:
             items.extend(argv[2:])
-        n = len(items)
-        if argv[1] in ctx.waiters.by_key:
-            ctx.waiters.serve(argv[1])
-        return integer(n)
+        return integer(len(items))
 
     def move(source: bytes, destination: bytes, from_left: bool, to_left: bool) -> bytes:
         items = get(source)

@@ -55,7 +55,7 @@ def netcore_register_protocols(registry):
     registry.register("resp", "netcore_resp.protocol:RespProtocol",
                       "RESP2/RESP3 (Redis protocol): an in-memory keyspace of strings, lists, hashes and "
                       "sets with expiry, transactions and Pub/Sub, for redis-cli, redis-py and redis-benchmark",
-                      notes="one keyspace per server: in-process dispatch schemes only")
+                      notes="one server's databases in its process: in-process dispatch schemes only")
 
 
 @hookimpl

@@ -24,7 +24,7 @@ next). Hence two paths:
 ``send`` per read is what makes pipelining fast. ``count`` keeps the ``requests``
 statistic counting commands, not reads (the protocol-error marker is not a command).
 
-**Atomicity and order.** One keyspace per server, built in :meth:`RespProtocol.for_server`
+**Atomicity and order.** One set of databases per server, built in :meth:`RespProtocol.for_server`
 from ``server.concurrency``. Where handlers may run on several threads, or where there is
 no event loop (the expiry sweep then runs on a thread of its own beside the serving one),
 a lock is held around each batch, so every command (and every batch) is atomic; under
@@ -58,15 +58,18 @@ import hiredis
 from netcore.errors import AssemblyError
 from netcore.protocol import LATER, ConnectionClosed, Protocol
 
-from netcore_resp.commands import BLOCKED, SPECS, ServerInfo, build, make_executor, unknown_command
+from netcore_resp.clients import Clients
+from netcore_resp.commands import BLOCKED, BOUNDED, DATABASES, SPECS, ServerInfo, build, make_executor, unknown_command
 from netcore_resp.expiry import Sweeper
 from netcore_resp.framing import RequestParser
 from netcore_resp.keyspace import Keyspace
+from netcore_resp.notify import Notifier
 from netcore_resp.pubsub import Hub, OutputLimit
 from netcore_resp.pubsub import install as install_pubsub
 from netcore_resp.replies import NIL, NIL_ARRAY, NULL3, Reply, Switched
-from netcore_resp.streaming import TURN, YIELD, ReplyStream
+from netcore_resp.streaming import TURN, YIELD, ReplyStream, count_large
 from netcore_resp.transactions import Watches, install
+from netcore_resp.writes import WriteHooks
 
 if TYPE_CHECKING:
     from netcore.config import Config
@@ -83,7 +86,9 @@ _SINGLE_MAX = 64
 _HEADERS = (b"",) + tuple(b"*%d\r\n" % n + b"$%d\r\n\r\n" * n for n in range(1, _SINGLE_MAX))
 _BELOW_100 = bytes(range(100))
 
+UNBLOCKED = b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
 _client_ids = itertools.count(1)
+_now = time.monotonic
 _chain = itertools.chain.from_iterable
 
 
@@ -101,7 +106,8 @@ class RespProtocol(Protocol):
     keyspace: Keyspace
     _execute: Any
     _run_part: Any
-    _tables: dict[int, Any]
+    _tables: dict[tuple[int, int], Any]
+    _clients: Clients
     _watches: Watches
     _queueing: dict[int, Any]
     _subscribed2: Any
@@ -145,7 +151,8 @@ class RespProtocol(Protocol):
         self.multi: list | None = None
         self.multi_error = False
         #: WATCHed keys, and whether one of them was written since.
-        self.watching: set[bytes] = set()
+        self.watching: set[tuple[int, bytes]] = set()
+        self.watched_alive: set[tuple[int, bytes]] = set()
         self.dirty = False
         #: Pub/Sub: subscriptions, and output on its way to this client's loop.
         self.channels: set[bytes] = set()
@@ -160,6 +167,10 @@ class RespProtocol(Protocol):
         self.block_head = b""
         self.block_rest: Any = None
         self.in_exec = False
+        #: SELECT's database; CLIENT LIST's age, idle and CLIENT SETINFO's library.
+        self.db = 0
+        self.created = self.active = _now()
+        self.lib_name = self.lib_ver = b""
 
     # -- assembly ---------------------------------------------------------------------
     @classmethod
@@ -204,13 +215,16 @@ class RespProtocol(Protocol):
         max_inline = int(get("resp_max_inline", 64 * 1024))
         interval = float(get("resp_expire_interval", 0.1))
         sweep_keys = int(get("resp_expire_sweep_keys", 200))
-        keyspace = Keyspace()
+        keyspaces = [Keyspace() for _ in range(DATABASES)]
         # Reentrant: a command holding it (PUBLISH) may drop a subscriber of the same
         # thread past its output limit, whose connection_lost takes it again.
         lock: Any = threading.RLock() if threaded else contextlib.nullcontext()
         info = ServerInfo(poller=poller, dispatch=str(get("dispatch", "")), port_of=port_of, max_bulk=max_bulk,
-                          sweep_interval=interval)
-        tables = {2: build(keyspace, info), 3: build(keyspace, info, resp3=True)}
+                          sweep_interval=interval, keyspaces=keyspaces)
+        # One table per protocol and database: a command's closures hold its keyspace,
+        # so SELECT is a table switch and a command never looks its database up.
+        tables = {(version, db): build(keyspaces[db], info, resp3=version == 3, db=db)
+                  for db in range(DATABASES) for version in (2, 3)}
         hub = Hub(OutputLimit(*(int(get(f"resp_pubsub_output_{bound}", default)) for bound, default in
                                 (("hard", 32 * 1024 * 1024), ("soft", 8 * 1024 * 1024), ("seconds", 60)))))
         limit = hub.limit
@@ -220,30 +234,49 @@ class RespProtocol(Protocol):
                 limit.hard, limit.soft, limit.seconds),
         })
         subscribed2: dict = {}
-        install_pubsub(tables, subscribed2, hub)  # first: MULTI queues PUBLISH too
+        install_pubsub(list(tables.values()), tables[(2, 0)], subscribed2, hub, SPECS)  # first: MULTI queues them
         queueing: dict[int, dict] = {2: {}, 3: {}}
-        watches = Watches(SPECS, [*tables.values(), *queueing.values()])
-        for version, table in tables.items():
+        writes = WriteHooks(SPECS, [*tables.values(), *queueing.values()])
+        info.stats.attach(writes)
+        info.hub = hub
+        notifier = Notifier(hub, writes, keyspaces)
+        info.config.on_set[b"notify-keyspace-events"] = notifier.configure
+        info.notify = notifier.event
+        watches = Watches(writes, keyspaces)
+        info.on_flush = watches.flushing
+        for waiters in info.waiters:
+            waiters.attach(writes, watches.touch)
+
+        def after_exec() -> None:
+            for waiters in info.waiters:
+                waiters.after_exec()
+
+        for (version, _), table in tables.items():
             install(table, queueing[version], watches, nil_array=NULL3 if version == 3 else NIL_ARRAY,
-                    arity_of=_arity_of, unknown=unknown_command)
-        run_part = make_executor()
+                    arity_of=_arity_of, unknown=unknown_command, after_exec=after_exec)
+        run = make_executor()
+        count_large(tables.values(), BOUNDED)
         if threaded:
-            unlocked = run_part
+            # The lock is held per part, not per batch: a streamed batch sends without it.
+            def execute(client: Any, batch: list) -> Any:
+                commands = iter(batch)
+                with lock:
+                    reply, more = run(client, commands, False)
+                return client.more(reply, commands, more) if more else reply
 
             def run_part(client: Any, commands: Any) -> tuple[bytes, bool]:
                 with lock:
-                    return unlocked(client, commands)
+                    return run(client, commands, False)
+        else:
+            execute = run  # the common case: the batch runs in one call
 
-        def execute(client: Any, batch: list) -> Any:
-            # The lock is held per part, not per batch: a streamed batch sends without it.
-            commands = iter(batch)
-            reply, more = run_part(client, commands)
-            return client.more(reply, commands, more) if more else reply
+            def run_part(client: Any, commands: Any) -> tuple[bytes, bool]:
+                return run(client, commands, False)
 
         bulk_overhead = tuple(len(str(n)) + 5 for n in range(min(max_bulk, FAST_BULK_MAX) + 1))
         array_overhead = (_NOT_FAST,) + tuple(len(str(n)) + 3 for n in range(1, min(max_multibulk, FAST_ARGS_MAX) + 1))
         return type(cls.__name__, (cls,), {
-            "keyspace": keyspace,
+            "keyspace": keyspaces[0],
             "_execute": staticmethod(execute),
             "_run_part": staticmethod(run_part),
             "_tables": tables,
@@ -254,8 +287,9 @@ class RespProtocol(Protocol):
             "_silent": {},
             "_waiters": info.waiters,
             "_lock": lock,
-            "table": tables[2],
-            "_sweeper": Sweeper(keyspace, lock, interval, sweep_keys),
+            "table": tables[(2, 0)],
+            "_clients": info.clients,
+            "_sweeper": Sweeper(keyspaces, lock, interval, sweep_keys),
             "_limits": (max_bulk, max_multibulk, max_inline),
             "_query_limit": int(get("resp_client_query_buffer_limit", 1024 * 1024 * 1024)),
             "_bulk_overhead": bulk_overhead.__getitem__,
@@ -274,18 +308,21 @@ class RespProtocol(Protocol):
         # The first connection starts the sweep: on its loop, or (None) on a thread. A
         # connection of a blocking scheme has no loop to offer, whatever attribute it has.
         self._sweeper.attach(getattr(self.connection, "loop", None) if self._event_loop else None)
+        self._clients.add(self)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         """A client that leaves stops watching (its keys' watcher sets must not keep it)."""
+        self._clients.remove(self)
         if self.watching or self.channels or self.patterns:
             with self._lock:
                 self._watches.unwatch(self)
                 self._hub.drop(self)
         if self.blocked is not None:
             with self._lock:
-                self._waiters.drop(self)
+                self._waiters[self.db].drop(self)
 
     def data_received(self, data: bytes) -> None:
+        self.active = _now()  # CLIENT LIST's idle: one clock read per read, not per command
         if self._slow or data[0] != 42:  # 42: '*'
             self._reference(data)
             return
@@ -354,6 +391,15 @@ class RespProtocol(Protocol):
         if cmds:
             self.connection.submit(self._run, cmds, count=len(cmds) - (error is not None))
 
+    def plain_table(self) -> Any:
+        """The table of this client's protocol and database, outside MULTI and subscriptions."""
+        return self._tables[(self.proto, self.db)]
+
+    def select(self, db: int) -> None:
+        """SELECT: from the next command on, this client's commands work on database ``db``."""
+        self.db = db
+        self.refresh_table()
+
     def use_protocol(self, version: int) -> None:
         """HELLO switched protocols: from now on this client's commands answer in ``version``."""
         self.proto = version
@@ -366,7 +412,7 @@ class RespProtocol(Protocol):
         elif self.proto == 2 and (self.channels or self.patterns):
             self.table = self._subscribed2
         else:
-            self.table = self._tables[self.proto]
+            self.table = self._tables[(self.proto, self.db)]
         if self.reply_mode is not None:
             self.table = self._silenced(self.table, self.reply_mode)
 
@@ -377,9 +423,9 @@ class RespProtocol(Protocol):
         replies pay nothing for the feature. CLIENT itself answers, so that REPLY ON does.
         """
         cache = self._silent
-        # RESP3 (un)subscribe confirmations are push messages, which CLIENT REPLY never silences.
-        keep = (b"client", b"subscribe", b"psubscribe", b"unsubscribe", b"punsubscribe") if self.proto == 3 \
-            else (b"client",)
+        # (Un)subscribe confirmations are Pub/Sub output, which CLIENT REPLY never silences
+        # (RESP3 push messages; in RESP2 too since Redis 7.2, whose suite checks it).
+        keep = (b"client", b"subscribe", b"psubscribe", b"unsubscribe", b"punsubscribe")
         silent = cache.get((id(table), mode, keep))
         if silent is None:
             def wrap(fn: Any) -> Any:
@@ -422,12 +468,25 @@ class RespProtocol(Protocol):
         return self.stream(reply, commands)
 
     def _arm_block_timeout(self) -> None:
+        """A command blocked (I/O thread; before any ``_wake``, which a deadline runs later).
+
+        The replies of the commands before it in the batch go out now, as Redis sends
+        them: a client that pipelined ``LPUSH`` then ``BLPOP`` reads the LPUSH's reply
+        while the BLPOP waits.
+        """
         with self._lock:
-            if self.block_reply is not None:
-                self.connection.set_deadline(time.monotonic(), self._wake)
-                return
+            head, self.block_head = self.block_head, b""
+            served = self.block_reply is not None
             blocked = self.blocked
             timeout = blocked[2] if blocked is not None else 0
+        if head:
+            try:
+                self.connection.send(head)
+            except ConnectionClosed:
+                return
+        if served:
+            self.connection.set_deadline(time.monotonic(), self._wake)
+            return
         if timeout:
             self.connection.set_deadline(time.monotonic() + timeout, self._on_block_timeout)
 
@@ -437,12 +496,26 @@ class RespProtocol(Protocol):
 
     def _on_block_timeout(self) -> None:
         with self._lock:
-            if self.block_reply is None and self.blocked is not None:
-                how = self.blocked[1]
-                self._waiters.drop(self)
-                nil = NULL3 if self.proto == 3 else (NIL_ARRAY if how[0] in ("pop", "mpop") else NIL)
-                self.block_reply = nil
+            self._unblock(None)
         self._wake()
+
+    def _unblock(self, reply: bytes | None) -> bool:
+        """Stop waiting (under the keyspace lock): answer ``reply``, or the timeout's nil."""
+        if self.block_reply is not None or self.blocked is None:
+            return False
+        how = self.blocked[1]
+        self._waiters[self.db].drop(self)
+        if reply is None:
+            reply = NULL3 if self.proto == 3 else (NIL if how[0] == "move" else NIL_ARRAY)
+        self.block_reply = reply
+        return True
+
+    def unblock(self, error: bool) -> bool:
+        """CLIENT UNBLOCK from another client's command (the keyspace lock is held)."""
+        if not self._unblock(UNBLOCKED if error else None):
+            return False
+        self.connection.run_on_io_thread(self.wake_soon)
+        return True
 
     def _wake(self) -> None:
         with self._lock:

@@ -139,8 +139,23 @@ def confirmation(proto: int, kind: bytes, name: bytes | None, count: int) -> byt
         + integer(count)
 
 
-def install(tables: dict[int, dict[bytes, Any]], subscribed2: dict[bytes, Any], hub: Hub) -> None:
-    """Add the Pub/Sub commands to each protocol's table; fill RESP2's subscribed table."""
+#: Redis's arity and flags of the Pub/Sub commands (for COMMAND, and MULTI's queue-time check).
+SPECS = {
+    "subscribe": (-2, ("pubsub", "noscript", "loading", "stale"), 0, 0, 0),
+    "psubscribe": (-2, ("pubsub", "noscript", "loading", "stale"), 0, 0, 0),
+    "unsubscribe": (-1, ("pubsub", "noscript", "loading", "stale"), 0, 0, 0),
+    "punsubscribe": (-1, ("pubsub", "noscript", "loading", "stale"), 0, 0, 0),
+    "publish": (3, ("pubsub", "loading", "stale", "fast"), 0, 0, 0),
+    "pubsub": (-2, ("pubsub", "loading", "stale"), 0, 0, 0),
+}
+
+
+def install(tables: list[dict[bytes, Any]], resp2: dict[bytes, Any], subscribed2: dict[bytes, Any], hub: Hub,
+            specs: dict[str, tuple]) -> None:
+    """Add the Pub/Sub commands to every table (each protocol and database) and their
+    entries to ``specs``; fill RESP2's subscribed table from ``resp2`` (one of RESP2's
+    tables: what it refuses and keeps)."""
+    specs.update(SPECS)
 
     def subscriptions(client: Any) -> int:
         return len(client.channels) + len(client.patterns)
@@ -218,15 +233,15 @@ def install(tables: dict[int, dict[bytes, Any]], subscribed2: dict[bytes, Any], 
 
     commands = {"subscribe": subscribe, "psubscribe": psubscribe, "unsubscribe": unsubscribe,
                 "punsubscribe": punsubscribe, "publish": publish, "pubsub": pubsub}
-    for table in tables.values():
+    for table in tables:
         for name, fn in commands.items():
             table[name.encode()] = table[name.upper().encode()] = fn
-    for name in tables[2]:
+    for name in resp2:
         subscribed2[name] = refuse
     allowed = {"subscribe": subscribe, "psubscribe": psubscribe, "unsubscribe": unsubscribe,
                "punsubscribe": punsubscribe, "ping": subscribed_ping}
     for name in ("quit", "reset"):
-        if name.encode() in tables[2]:
-            allowed[name] = tables[2][name.encode()]
+        if name.encode() in resp2:
+            allowed[name] = resp2[name.encode()]
     for name, fn in allowed.items():
         subscribed2[name.encode()] = subscribed2[name.upper().encode()] = fn

@@ -47,6 +47,21 @@ class Switched(Reply):
     be run by the client's new command table (the executor looks it up again)."""
 
 
+class Large(Reply):
+    """Raised by a command whose reply (not an error) is at least :data:`SMALL_REPLY` bytes.
+
+    The executor counts only these towards a batch's part size (netcore_resp.streaming):
+    a batch of small replies then pays no per-command size check, and one of large ones
+    still stops at one part's worth. Raising costs about a microsecond, noise beside
+    producing a reply of that size.
+    """
+
+
+#: Replies shorter than this are never counted: a read's worth of commands (64 KiB, at
+#: least 14 bytes each) can leave at most ~4,700 of them uncounted, under 5 MB.
+SMALL_REPLY = 1024
+
+
 WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
 
 # -- RESP3 (after HELLO 3) ------------------------------------------------------------------

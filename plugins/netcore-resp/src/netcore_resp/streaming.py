@@ -28,7 +28,9 @@ buffer whole: the slices are views of it.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
+
+from netcore_resp.replies import SMALL_REPLY, Large
 
 #: Output of a batch past which the rest is streamed; also the largest slice per send.
 #: The size of the reactor's default high-water mark: one part fills the buffer once.
@@ -91,3 +93,30 @@ class ReplyStream:
                 budget -= len(part)
                 if budget <= 0:
                     return YIELD
+
+
+def count_large(tables: Iterable[dict], bounded: frozenset[str]) -> None:
+    """Wrap each command of ``tables`` not in ``bounded`` to raise its long replies as
+    :class:`~netcore_resp.replies.Large`, the only ones the executor counts.
+
+    A batch of small replies -- the pipelined GETs and SETs a benchmark sends -- then
+    runs without a size check per command; a command that can answer with a lot (LRANGE,
+    HGETALL, MGET, KEYS, ...) pays one length test. Commands added to a table later (the
+    queueing tables, Pub/Sub's) answer small or raise ``Switched``, which is counted too.
+    """
+    small = SMALL_REPLY
+
+    def sized(fn: Callable[[list, Any], bytes]) -> Callable[[list, Any], bytes]:
+        def run(argv: list, client: Any) -> bytes:
+            reply = fn(argv, client)
+            if len(reply) >= small:
+                raise Large(reply)
+            return reply
+
+        run.__name__ = getattr(fn, "__name__", "run")
+        return run
+
+    for table in tables:
+        for name, fn in list(table.items()):
+            if name.decode("latin-1").lower() not in bounded:
+                table[name] = sized(fn)

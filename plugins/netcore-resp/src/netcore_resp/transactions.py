@@ -9,12 +9,11 @@ does, so the executor picks the new table up for the next command of the same re
 EXEC runs the queue inside one command, so under the keyspace lock of a threaded
 scheme (or alone on its loop) it is atomic, as Redis's is.
 
-**WATCH costs nothing while nobody watches.** Commands write the keyspace's dicts
-directly, so there is no single place a write passes through. While at least one key is
-watched, the write commands of every table are wrapped (:class:`Watches`) to mark the
-clients watching the keys they name (Redis's ``signalModifiedKey``, keyed by the
-command's key positions); when the last watch goes, the plain commands come back. A
-command that answers an error is taken not to have written, as in Redis. Deviations:
+**WATCH costs nothing while nobody watches.** While at least one key is watched,
+:class:`Watches` has a hook on the write commands (:mod:`netcore_resp.writes`) that marks
+the clients watching the keys they name (Redis's ``signalModifiedKey``); when the last
+watch goes, the hook goes. A command that answers an error is taken not to have
+written, as in Redis. Deviations:
 a write that leaves the value unchanged (SET NX on an existing key) still counts, and a
 watched key that expires is not taken as modified.
 """
@@ -25,6 +24,7 @@ from typing import Any, Callable
 
 from netcore_resp.framing import error_reply
 from netcore_resp.replies import OK, Reply, Switched, arity_error
+from netcore_resp.writes import WriteHooks
 
 QUEUED = b"+QUEUED\r\n"
 EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
@@ -38,21 +38,33 @@ IMMEDIATE = ("exec", "discard", "multi", "watch", "quit", "reset")
 
 
 class Watches:
-    """Which clients watch which keys, and the wrapping of write commands while any do."""
+    """Which clients watch which keys; while any do, a hook on the write commands marks them."""
 
-    def __init__(self, specs: dict[str, tuple], tables: list[dict[bytes, Any]]) -> None:
-        self.specs = specs
-        #: The command tables (all protocols, normal and queueing) whose writes are wrapped.
-        self.tables = tables
-        self.by_key: dict[bytes, set[Any]] = {}
-        self._plain: list[dict[bytes, Any]] | None = None
+    def __init__(self, writes: WriteHooks, keyspaces: list[Any]) -> None:
+        self.writes = writes
+        self.keyspaces = keyspaces
+        self.by_key: dict[tuple[int, bytes], set[Any]] = {}
 
     def watch(self, client: Any, keys: list[bytes]) -> None:
         if not self.by_key:
-            self._wrap()
+            self.writes.add("watch", self._written)
+        ks = self.keyspaces[client.db]
         for key in keys:
-            self.by_key.setdefault(key, set()).add(client)
-            client.watching.add(key)
+            self.by_key.setdefault((client.db, key), set()).add(client)
+            client.watching.add((client.db, key))
+            if ks.alive(key) is not None:
+                client.watched_alive.add((client.db, key))
+
+    def expired_since(self, client: Any) -> bool:
+        """A key that was there at WATCH and is gone without a write: it expired (Redis 7)."""
+        return any(self.keyspaces[db].alive(key) is None for db, key in client.watched_alive)
+
+    def flushing(self, dbs: Any) -> None:
+        """FLUSHDB/FLUSHALL of ``dbs``: only the watched keys that exist are touched, as in Redis."""
+        for (db, key), clients in self.by_key.items():
+            if db in dbs and key in self.keyspaces[db].data:
+                for client in clients:
+                    client.dirty = True
 
     def unwatch(self, client: Any) -> None:
         by_key = self.by_key
@@ -63,14 +75,22 @@ class Watches:
                 if not watchers:
                     del by_key[key]
         client.watching.clear()
+        client.watched_alive.clear()
         client.dirty = False
         if not by_key:
-            self._unwrap()
+            self.writes.discard("watch")
 
-    def touch(self, keys: Any) -> None:
+    def _written(self, keys: Any, client: Any, argv: list, reply: bytes) -> None:
+        if keys is None:
+            self.touch_all()
+        else:
+            self.touch(keys, client.db)
+
+    def touch(self, keys: Any, db: int) -> None:
+        """Keys of database ``db`` were written: their watchers' EXEC will fail."""
         by_key = self.by_key
         for key in keys:
-            for client in by_key.get(key, ()):
+            for client in by_key.get((db, key), ()):
                 client.dirty = True
 
     def touch_all(self) -> None:
@@ -78,45 +98,15 @@ class Watches:
             for client in watchers:
                 client.dirty = True
 
-    # -- wrapping the write commands ------------------------------------------------------
-    def _wrap(self) -> None:
-        self._plain = [dict(table) for table in self.tables]
-        for table in self.tables:
-            for name, fn in list(table.items()):
-                spec = self.specs.get(name.decode("latin-1").lower())
-                if spec is not None and "write" in spec[1] and not getattr(fn, "queues", False):
-                    table[name] = self._watching(fn, spec)
-
-    def _unwrap(self) -> None:
-        if self._plain is None:
-            return
-        for table, plain in zip(self.tables, self._plain):
-            for name, fn in plain.items():
-                if not getattr(table.get(name), "queues", False):
-                    table[name] = fn
-        self._plain = None
-
-    def _watching(self, fn: Callable, spec: tuple) -> Callable:
-        _, _, first, last, step = spec
-        touch = self.touch
-
-        def run(argv: list, client: Any) -> bytes:
-            reply = fn(argv, client)
-            if reply[:1] != b"-" and self.by_key:
-                if first == 0:
-                    self.touch_all()  # FLUSHALL, FLUSHDB, SWAPDB: every key
-                else:
-                    touch(argv[first:(last + 1 if last > 0 else len(argv) + last + 1):step])
-            return reply
-
-        return run
-
 
 def install(table: dict[bytes, Any], queueing: dict[bytes, Any], watches: Watches, *, nil_array: bytes,
-            arity_of: Callable[[bytes], int | None], unknown: Callable[[list], bytes]) -> None:
+            arity_of: Callable[[bytes], int | None], unknown: Callable[[list], bytes],
+            after_exec: Callable[[], None] = lambda: None) -> None:
     """Add the transaction commands to ``table`` and fill ``queueing`` (same protocol).
 
     ``arity_of(name)`` is the command's Redis arity (None: unknown command).
+    ``after_exec()`` runs once a transaction's commands have (the blocked clients its
+    writes made ready are served then, as Redis does, not in the middle).
     """
 
     def register(target: dict, name: str, fn: Callable) -> None:
@@ -167,7 +157,7 @@ def install(table: dict[bytes, Any], queueing: dict[bytes, Any], watches: Watche
             return arity_error("exec")
         failed = client.multi_error
         queued = leave(client)
-        dirty = client.dirty
+        dirty = client.dirty or (client.watching and watches.expired_since(client))
         if client.watching:
             watches.unwatch(client)
         if failed:
@@ -178,13 +168,15 @@ def install(table: dict[bytes, Any], queueing: dict[bytes, Any], watches: Watche
         client.in_exec = True  # blocking commands answer at once inside EXEC
         try:
             for command in queued:
-                fn = table.get(command[0]) or table.get(command[0].lower())
+                current = client.plain_table()  # a queued SELECT switches databases mid-way
+                fn = current.get(command[0]) or current.get(command[0].lower())
                 try:
                     replies.append(fn(command, client))
                 except Reply as reply:
                     replies.append(reply.reply)
         finally:
             client.in_exec = False
+            after_exec()
         raise Switched(b"*%d\r\n" % len(replies) + b"".join(replies))
 
     def discard(argv, client):
