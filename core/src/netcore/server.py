@@ -278,12 +278,13 @@ class Server:
         """What HUP does where no generation of workers is replaced (an in-process scheme,
         or the forking scheme's parent, whose children fork from it): the TLS certificate
         read again; USR2, or HUP without TLS, is logged and ignored. Not a signal handler."""
-        if signum == signal.SIGHUP and self._has_tls():
+        if signum == signal.SIGHUP and self.has_tls():
             self._reload_tls_in_place(signum)
         else:
             self._log_ignored(signum)
 
-    def _has_tls(self) -> bool:
+    def has_tls(self) -> bool:
+        """True when some listener speaks TLS (what a HUP can reload)."""
         return self.accept_layers is not None and self.accept_layers.tls_context is not None
 
     def tls_for_reload(self, config: Any) -> Any:
@@ -292,7 +293,7 @@ class Server:
         settings: the running context keeps its session-ticket keys). Raises
         :class:`UsageError` (one line: the setting and why) if it cannot be built, or would
         turn TLS on or off, which needs new listeners: a restart. Changes nothing."""
-        had = self._has_tls()
+        had = self.has_tls()
         if bool(config.certfile) != had:
             raise UsageError(f"setting 'certfile': turning TLS {'off' if had else 'on'} needs a restart")
         if not had:

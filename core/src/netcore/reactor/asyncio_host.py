@@ -38,9 +38,10 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import structlog
 
+from netcore.reactor.timers import TimerHandle
+
 if TYPE_CHECKING:
     from netcore.reactor.loop import EventLoop
-    from netcore.reactor.timers import TimerHandle
 
 log = structlog.get_logger("netcore.asyncio_host")
 
@@ -182,8 +183,6 @@ class AsyncioHost:
             self.asyncio_loop.call_soon(self._iterate)
 
     def _call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
-        from netcore.reactor.timers import TimerHandle
-
         loop = self._loop
         handle = loop._timers.push(TimerHandle(when, callback, args))
         if self.asyncio_loop is not None:

@@ -161,7 +161,7 @@ class ForkingParent(Supervisor):
         """Every child forks from this parent, with its TLS context: a HUP reads the
         certificate files again here (a bad file keeps the running one), so the next
         clients get the new certificate. Nothing else is re-read: a restart does that."""
-        if self.server.accept_layers is not None and self.server.accept_layers.tls_context is not None:
+        if self.server.has_tls():
             self.server.reload_in_place(signal.SIGHUP)
         else:
             log.info("master.signal_ignored", signal="SIGHUP", reason=self.signal_ignored_reason)
