@@ -7,6 +7,7 @@ place behind the balancer, as a restarted service does behind a real one.
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -32,9 +33,27 @@ PROXY = _proxy_protocol_available()
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the kernel's ephemeral range, for an instance's fixed address.
+
+    A port the kernel hands out for ``bind(0)`` is an ephemeral one: once the instance
+    stops, a client's (or HAProxy's) outgoing connection may take it as its local port,
+    and the replacement's bind then fails with EADDRINUSE. Below the range no outgoing
+    connection ever gets it.
+    """
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as fh:
+            low = int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randint(max(1024, low - 12000), low - 1)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class Instance:
