@@ -6,6 +6,7 @@
   request that is still in flight when a stop begins; ``/?SECONDS&PATH`` first creates
   the file PATH, so that a test knows the request has reached the app.
 * ``failing``: raises, for the 5xx class.
+* ``hello``: 200 ``hello`` at ``/``, 404 elsewhere: two status classes from an app.
 """
 
 from __future__ import annotations
@@ -37,3 +38,11 @@ def slow(environ, start_response):
 
 def failing(environ, start_response):
     raise RuntimeError("this app fails on purpose")
+
+
+def hello(environ, start_response):
+    found = environ.get("PATH_INFO") == "/"
+    body = b"hello\n" if found else b"not found\n"
+    start_response("200 OK" if found else "404 Not Found",
+                   [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]

@@ -104,8 +104,19 @@ def test_echo_counters_are_live_while_a_connection_is_open():
         assert server.stop() == 0
 
 
-def test_http_status_classes_and_the_duration_histogram_add_up():
+def test_the_built_in_app_counts_status_classes_and_no_duration():
+    # Its answers are table lookups: no app whose time to measure (netcore_http/metrics.py).
     with metrics_server("--protocol", "http", "--dispatch", "pool") as server:
+        assert http_get(server.address, "/", 7) == [200] * 7
+        assert http_get(server.address, "/missing", 3) == [404] * 3
+        s = until(lambda: (s := scrape(server.started["metrics"]))["netcore_requests_total"] == 10 and s)
+        assert s["netcore_http_responses_total"] == {"1xx": 0, "2xx": 7, "3xx": 0, "4xx": 3, "5xx": 0}
+        assert s["netcore_http_request_duration_seconds_count"] == 0
+        assert server.stop() == 0
+
+
+def test_http_status_classes_and_the_duration_histogram_add_up():
+    with metrics_server("--protocol", "http", "--dispatch", "pool", "--app", "deployment_apps:hello") as server:
         assert http_get(server.address, "/", 7) == [200] * 7
         assert http_get(server.address, "/missing", 3) == [404] * 3
         s = until(lambda: (s := scrape(server.started["metrics"]))["netcore_requests_total"] == 10 and s)

@@ -15,6 +15,7 @@ import time
 import pytest
 from netcore.protocol import Protocol
 from netcore.reactor.base import LATER
+from netcore.reactor.connection import WRITE_BEHIND_MAX
 from netcore.reactor.worker import ReactorWorker
 from netcore.testing.loops import run_until
 
@@ -258,3 +259,45 @@ def test_graceful_stop_answers_what_arrived_then_closes(server, loop):
     thread.join(10)
     assert result["data"] == b"in flight"
     assert server.stats.connections_closed == 1
+
+
+class WritesBehind(Recorder):
+    """Per read: one submission standing for ``count`` requests (2 for ``p...``, a
+    pipelined read; else 1) whose reply is ``len(data)`` bytes, or ``big...``: a pipelined
+    reply larger than WRITE_BEHIND_MAX."""
+
+    seen: list = []
+
+    def data_received(self, data):
+        connection = self.connection
+        if data.startswith(b"big"):
+            reply = b"B" * (WRITE_BEHIND_MAX + 1)
+            connection.submit(lambda request: reply, data, count=2)
+        else:
+            connection.submit(lambda request: request, data, count=2 if data.startswith(b"p") else 1)
+        WritesBehind.seen.append((data[:3], connection.output_size))
+
+
+def test_a_pipelined_reply_waits_for_the_loops_flush_and_a_single_one_does_not(server, loop):
+    server.protocol_factory = WritesBehind
+    WritesBehind.seen = []
+    result = {}
+
+    def client():
+        sock = connect(server.port)
+        sock.sendall(b"one")
+        result["one"] = recv_exactly(sock, 3)
+        sock.sendall(b"pp")  # nothing more is sent until it arrived: the loop flushed it
+        result["pp"] = recv_exactly(sock, 2)
+        sock.sendall(b"big")
+        result["big"] = recv_exactly(sock, WRITE_BEHIND_MAX + 1)
+        sock.close()
+
+    thread = server.start_client(client)
+    run_until(loop, lambda: not thread.is_alive() and not server.connections)
+    assert (result["one"], result["pp"]) == (b"one", b"pp")
+    assert result["big"] == b"B" * (WRITE_BEHIND_MAX + 1)
+    one, pipelined, big = WritesBehind.seen
+    assert one == (b"one", 0), "a single request's reply went to the kernel inside the callback"
+    assert pipelined == (b"pp", 2), "a pipelined read's reply was queued for the loop's flush"
+    assert big[0] == b"big" and big[1] < WRITE_BEHIND_MAX + 1, "a large reply goes to the kernel at once"

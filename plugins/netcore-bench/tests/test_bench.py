@@ -172,3 +172,18 @@ def test_other_commands_do_not_import_the_harness():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          stdin=subprocess.DEVNULL)
     assert res.returncode == 0, res.stderr
+
+
+def test_overhead_preset_measures_metrics_and_proxy_against_off_in_one_run(bench_env, tmp_path):
+    res, doc = bench(bench_env, tmp_path, "overhead", "--protocol", "echo", *TINY)
+    assert res.returncode == 0, res.stderr
+    assert validate(doc) == []
+    by = rows(doc)
+    assert set(by) == {"echo off", "echo metrics on", "echo proxy-protocol any"}
+    assert all(row["status"] == "ok" and row["baseline"] == "echo off" for row in by.values())
+    serve = {case["key"]: case["args"] for case in doc["cases"]}
+    assert "--metrics-bind" in serve["echo metrics on"] and "--metrics-bind" not in serve["echo off"]
+    assert serve["echo proxy-protocol any"][serve["echo proxy-protocol any"].index("--proxy-protocol") + 1] == "any"
+    targets = {(t["case"], t["peer"], round(t["minimum"], 3)) for t in doc["targets"]}
+    assert targets == {("echo off", "echo metrics on", 0.98), ("echo off", "echo proxy-protocol any", 0.99)}
+    assert all(t["status"] in ("met", "missed") for t in doc["targets"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -132,8 +133,20 @@ async def raw(scope, receive, send) -> None:
         report("streaming", port)
         message = await asyncio.wait_for(receive(), 30)
         report(f"received {message['type']}", port)
+    elif path == "/context":
+        # What an earlier request set must not be seen by this one (each request runs
+        # in a context of its own); the count of tasks shows none outlives its connection.
+        seen = REQUEST_TAG.get()
+        REQUEST_TAG.set(q.get("tag", "set"))
+        await asyncio.sleep(0)  # a real wait in between: the value must survive it
+        assert REQUEST_TAG.get() == q.get("tag", "set")
+        await respond(send, 200, json.dumps({"seen": seen, "tasks": len(asyncio.all_tasks())}).encode(),
+                      b"application/json")
     else:
         await respond(send, 404, b"not found")
+
+
+REQUEST_TAG: contextvars.ContextVar[str | None] = contextvars.ContextVar("REQUEST_TAG", default=None)
 
 
 # -- Starlette --------------------------------------------------------------------------------

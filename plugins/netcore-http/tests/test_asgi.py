@@ -365,3 +365,27 @@ def test_many_clients_at_once(server):
     for t in threads:
         t.join(60)
     assert not errors and not any(t.is_alive() for t in threads), errors
+
+
+def test_each_request_has_a_context_of_its_own_and_closed_connections_leave_no_task(server):
+    # What one request sets in a context variable is not seen by the next on the same
+    # connection (each batch's task runs in a copy of the connection's context).
+    conn = client(server)
+    for i in range(5):
+        status, _, body = get(conn, f"/context?tag=t{i}")
+        assert status == 200 and json.loads(body)["seen"] is None, body
+    conn.close()
+    if server.scheme != "inline":
+        return  # the task count below is one loop's: another loop may answer the next request
+    probe = client(server)
+    baseline = json.loads(get(probe, "/context")[2])["tasks"]
+    many = [client(server) for _ in range(30)]
+    for other in many:
+        assert get(other, "/")[0] == 200
+    for other in many:
+        other.close()
+    deadline = time.monotonic() + 5
+    while (tasks := json.loads(get(probe, "/context")[2])["tasks"]) > baseline and time.monotonic() < deadline:
+        time.sleep(0.02)  # the server learns of each close from its FIN, in its own time
+    assert tasks <= baseline, f"{tasks} tasks after 30 connections closed, {baseline} before"
+    probe.close()

@@ -370,7 +370,7 @@ def resp(opts: dict[str, Any], inst: Installed) -> Plan:
             base = f"redis-server -P{pipeline} {test}" if "redis-server" in peers else None
             for case in mine:
                 case.baseline = base
-            minimum = 0.9 if pipeline == 1 else 0.5 if pipeline == 16 and test in ("get", "set") else None
+            minimum = 0.95 if pipeline == 1 else 0.7 if pipeline == 16 and test in ("get", "set") else None
             if base and minimum:
                 targets += [Target(f"{c.key} req/s vs redis-server", c.key, base, minimum)
                             for c in mine if c.server == "netcore"]
@@ -382,11 +382,57 @@ def resp(opts: dict[str, Any], inst: Installed) -> Plan:
             Column("req/s vs redis", "r:messages_per_s"), Column("CPU/req vs redis", "r:server_cpu_us_per_msg"),
             Column("srv CPU%", "v:server_cpu_percent", ".0f"), *COMMON_TAIL]
     return Plan("resp", "RESP, redis-benchmark: netcore --protocol resp against redis-server", cases, cols,
-                claim="at -P 1 netcore resp at least 0.9x redis-server's requests/s; at -P 16 GET and SET at "
-                      "least 0.5x",
+                claim="at -P 1 netcore resp at least 0.95x redis-server's requests/s; at -P 16 GET and SET at "
+                      "least 0.7x",
                 plot=("messages_per_s", "requests per second"), peers_included=True, targets=targets)
+
+
+#: The overhead preset's options: label -> the serve arguments that turn it on. Metrics on
+#: means a metrics listener and every per-protocol figure counted; the PROXY protocol in
+#: ``any`` mode is checked on every new connection (the load sends no header: a keep-alive
+#: run measures what it costs after the first read, which is all a long connection pays).
+OVERHEAD_OPTIONS: dict[str, list[str]] = {
+    "off": [],
+    "metrics on": ["--metrics-bind", "127.0.0.1:0"],
+    "proxy-protocol any": ["--proxy-protocol", "any"],
+}
+#: (option, minimum off/on CPU-per-message ratio): metrics within 2%, the PROXY protocol within 1%.
+OVERHEAD_TARGETS = (("metrics on", 1 / 1.02), ("proxy-protocol any", 1 / 1.01))
+
+
+def overhead(opts: dict[str, Any], inst: Installed) -> Plan:
+    """What live metrics and the PROXY protocol cost per message: each against the same
+    server with both off, in the same run (rounds alternate the rows)."""
+    poller = opts.get("poller") if opts.get("poller") not in (None, "all") else None
+    dispatch = opts.get("dispatch") or "inline"
+    protocols = [p for p in split(opts.get("protocol")) if p in ("echo", "http")] or ["echo", "http"]
+    cases: list[Case] = []
+    targets: list[Target] = []
+    for protocol in protocols:
+        load = (_load(opts, connections=ints(opts.get("connections"), 64)[0]) if protocol == "http" else
+                _load(opts, connections=ints(opts.get("connections"), 64)[0], size=ints(opts.get("size"), 64)[0]))
+        keys = {}
+        for option, args in OVERHEAD_OPTIONS.items():
+            params = {"poller": poller, "dispatch": dispatch, "protocol": protocol, "option": option}
+            keys[option] = f"{protocol} {option}"
+            case = netcore_case(params, load, inst, extra=[*args, *opts.get("serve_args", [])], key=keys[option])
+            case.baseline = keys["off"]
+            cases.append(case)
+        # A target reads "at least MINIMUM x": off's CPU per message over the option's.
+        targets += [Target(f"{protocol}: CPU/msg off vs {option} (>= {minimum:.3f}: {option} costs at most "
+                           f"{(1 / minimum - 1) * 100:.0f}% more)", keys["off"], keys[option], minimum,
+                           "server_cpu_us_per_msg")
+                    for option, minimum in OVERHEAD_TARGETS]
+    cols = [Column("protocol", "p:protocol"), Column("option", "p:option"),
+            Column("msgs/s (min-max)", "m:messages_per_s", ",.0f"),
+            Column("srv CPU µs/msg (min-max)", "m:server_cpu_us_per_msg", ".2f"),
+            Column("CPU/msg vs off", "r:server_cpu_us_per_msg"),
+            Column("srv CPU%", "v:server_cpu_percent", ".0f"), *COMMON_TAIL]
+    return Plan("overhead", f"The cost of live metrics and of the PROXY protocol ({dispatch}, keep-alive)", cases,
+                cols, claim="metrics on costs at most 2% server CPU per message, the PROXY protocol at most 1%",
+                peers_included=True, targets=targets)
 
 
 PRESETS: dict[str, Callable[[dict[str, Any], Installed], Plan]] = {
     "default": default, "idle": idle, "herd": herd, "dispatch": dispatch, "edge": edge, "backlog": backlog,
-    "http": http, "resp": resp, "handshake": handshake}
+    "http": http, "resp": resp, "handshake": handshake, "overhead": overhead}

@@ -283,6 +283,10 @@ class AsgiCall(Call):
                 output.parts.append(data)
             if end:
                 output.parts.append(end)
+            if self.host.access_log:
+                # Counted before it leaves, as WSGI's are: a client that has its response
+                # (and scrapes /metrics next) finds it counted.
+                self.host._access(output, self)
             if self.last and output.parts:
                 # Out now: an app may go on after its response (Starlette's background
                 # tasks); the client must not wait for that.
@@ -291,8 +295,6 @@ class AsgiCall(Call):
                 except ConnectionClosed:
                     self.client_gone()
             self._wake_receive()
-            if self.host.access_log:
-                self.host._access(output, self)
             return
         if kind == "http.response.start":
             if self.status is not None:
@@ -341,13 +343,17 @@ class AsgiCall(Call):
 
 
 # -- the host --------------------------------------------------------------------------------
+# The asyncio loop is passed in, never looked up: before Python 3.12,
+# ``asyncio.get_running_loop()`` compares the loop's pid with ``getpid()`` on every call
+# (to notice a fork), and glibc makes that a system call -- one per request, about
+# 0.25 µs of an ASGI hello's 13 here.
 if sys.version_info >= (3, 12):
-    def _start_task(coro: Any) -> asyncio.Task:
+    def _start_task(coro: Any, aloop: asyncio.AbstractEventLoop) -> asyncio.Task:
         # Eager: runs until its first real wait now, on this stack (no loop iteration).
-        return asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
+        return asyncio.Task(coro, loop=aloop, eager_start=True)
 else:
-    def _start_task(coro: Any) -> asyncio.Task:
-        return asyncio.get_running_loop().create_task(coro)
+    def _start_task(coro: Any, aloop: asyncio.AbstractEventLoop) -> asyncio.Task:
+        return aloop.create_task(coro)
 
 
 class AsgiHost:
@@ -483,7 +489,7 @@ class AsgiHost:
             if protocol._stopping:
                 _final_batch(batch)  # parsed before the stop, answered after it
             protocol._asgi_later = False
-            task = _start_task(run_batch(protocol, batch))
+            task = _start_task(run_batch(protocol, batch), protocol.connection.loop.asyncio_loop)
             if task.done():  # started eagerly and never waited: the reply is here
                 return _reply(protocol, task)
             protocol._asgi_later = True  # the task ends the submission itself

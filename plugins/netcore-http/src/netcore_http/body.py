@@ -23,7 +23,6 @@ An ASGI app's task runs on the I/O thread too, but it can wait without stalling 
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import threading
 from typing import Any, Callable
@@ -300,7 +299,7 @@ class AsgiBody(BodyFlow):
                 raise self.error
             if self.discarding:
                 return b"", False
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            waiter = self._waiter = self._connection.loop.asyncio_loop.create_future()  # no getpid(): asgi.py
             await waiter
         data = bytes(self._buf)
         self._buf.clear()

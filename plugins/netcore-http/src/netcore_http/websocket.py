@@ -393,7 +393,7 @@ class WebSocketProtocol:
             return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
         if self._waiter is not None and not self._waiter.done():
             raise RuntimeError("receive() called while another receive() is waiting")
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = self.connection.loop.asyncio_loop.create_future()  # no getpid(): asgi.py
         return await waiter
 
     async def send(self, message: dict) -> None:
@@ -455,7 +455,7 @@ class WebSocketProtocol:
         if not writable:
             waiter = self._writable
             if waiter is None:
-                waiter = self._writable = asyncio.get_running_loop().create_future()
+                waiter = self._writable = self.connection.loop.asyncio_loop.create_future()
             await waiter
             if self._gone:
                 raise ClientDisconnected("the WebSocket is closed")

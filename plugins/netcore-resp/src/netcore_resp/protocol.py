@@ -11,9 +11,15 @@ next). Hence two paths:
 
 * **fast path** (a read that starts at a command boundary with ``*``): hiredis parses
   the whole read; the result is accepted only if it is a list of commands made of bytes
-  whose canonical encoding is exactly as long as the read. That one sum proves both that
-  every element was a ``$`` bulk string (anything else encodes to a different length or
-  is not bytes) and that the read ended exactly at a command boundary.
+  whose canonical encoding is exactly as long as the read. That sum proves that the read
+  ended exactly at a command boundary and, for every request a client sends, that it was
+  what it looks like. It does not prove that each header was ``*`` or ``$``: hiredis
+  reads RESP3 sets (``~``) and pushes (``>``) as lists and simple, verbatim and
+  big-number strings (``+``, ``=``, ``(``) as bytes, and a crafted mix of them can keep
+  the length. Such a request -- no client sends one -- runs as the command it resembles,
+  where Redis answers protocol errors (docs/resp.md lists it among the differences).
+  Checking every header byte costs a scan of the read (2-6% of a pipelined command),
+  paid by every client for the sake of none.
 * **reference path** (:class:`~netcore_resp.framing.RequestParser`): everything else --
   inline commands, a read that ends inside a command, errors -- is parsed again from the
   last boundary by the Python port of Redis's own parser, with Redis's error replies and
@@ -254,7 +260,7 @@ class RespProtocol(Protocol):
         for (version, _), table in tables.items():
             install(table, queueing[version], watches, nil_array=NULL3 if version == 3 else NIL_ARRAY,
                     arity_of=_arity_of, unknown=unknown_command, after_exec=after_exec)
-        run = make_executor()
+        run = make_executor(hot_paths=info.hot_paths)
         count_large(tables.values(), BOUNDED)
         if threaded:
             # The lock is held per part, not per batch: a streamed batch sends without it.
