@@ -402,7 +402,7 @@ OVERHEAD_TARGETS = (("metrics on", 1 / 1.02), ("proxy-protocol any", 1 / 1.01))
 
 def overhead(opts: dict[str, Any], inst: Installed) -> Plan:
     """What live metrics and the PROXY protocol cost per message: each against the same
-    server with both off, in the same run (rounds alternate the rows)."""
+    server with both off, in the same run (rounds rotate the rows: use a multiple of 3)."""
     poller = opts.get("poller") if opts.get("poller") not in (None, "all") else None
     dispatch = opts.get("dispatch") or "inline"
     protocols = [p for p in split(opts.get("protocol")) if p in ("echo", "http")] or ["echo", "http"]
