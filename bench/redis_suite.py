@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--redis-tree", default=os.environ.get("NETCORE_REDIS_TREE"),
                         help="a checkout of the redis repository (runtest and tests/); env NETCORE_REDIS_TREE")
-    parser.add_argument("--units", default=",".join(UNITS), help="comma-separated units (default: the issue's)")
+    parser.add_argument("--units", default=",".join(UNITS), help="comma-separated units (default: the units docs/resp.md reports)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per unit and server (default 600)")
     parser.add_argument("--netcore-args", default="--dispatch inline",
                         help="extra arguments for netcore serve (default: --dispatch inline)")

@@ -1,6 +1,6 @@
 """What the TLS and PROXY protocol tests share: the scheme combinations they run under.
 
-Every poller under ``inline``, then the schemes issue 15 names: a reactor with handler
+Every poller under ``inline``, then the schemes TLS must serve: a reactor with handler
 threads, several loops in threads, several loops in processes, a thread per connection,
 and blocking worker processes.
 """

@@ -102,7 +102,7 @@ def test_http_rows_are_per_request_and_peers_in_the_legend(tmp_path):
 def test_herd_plots_context_switches_per_connection_per_worker_count(tmp_path):
     plan = Plan("herd", "Thundering herd: short connections against prefork workers", [], [],
                 plot=("accept_eagain_per_conn", "wasted wake-ups per accepted connection"))
-    # The figures issue 17 quotes: shared's switches grow with the workers, the cures stay ~2.
+    # The figures docs/benchmarks.md quotes: shared's switches grow with the workers, the cures stay ~2.
     switches = {"shared": {2: 1.8, 4: 2.9, 8: 4.0}, "mutex": {2: 2.0, 4: 2.0, 8: 2.1},
                 "exclusive": {2: 1.9, 4: 2.0, 8: 2.0}, "reuseport": {2: 2.0, 4: 1.9, 8: 2.0}}
     rows = [row(f"prefork x{n} {acc}", {"context_switches_per_conn": by_n[n], "accept_eagain_per_conn": 0.0005,

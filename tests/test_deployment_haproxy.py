@@ -303,7 +303,7 @@ def test_resp_through_haproxy_in_tcp_mode_restarts_without_a_lost_command(tmp_pa
             with socket.create_connection(haproxy.address, timeout=10, source_address=(CLIENT_ADDRESS, 0)) as sock:
                 sock.sendall(b"*2\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n")
                 reply = read_resp_reply(sock)
-                # Until resp has CLIENT LIST (the PROXY protocol work, issue 16 item 1), an error.
+                # Until resp has CLIENT LIST (the PROXY protocol work), an error.
                 if not reply.startswith(b"-"):
                     assert f"addr={CLIENT_ADDRESS}:{sock.getsockname()[1]}".encode() in reply, reply
         with RespLoad(haproxy.address) as load:

@@ -111,7 +111,7 @@ def test_http_over_tls_every_peer_on_the_same_certificate_and_the_cpu_targets(in
             continue
         assert row["status"] == "ok", row["reason"]
         assert certfile_of(doc, f"{peer} 4c") == cert
-    # over TLS the targets are CPU per request (the issue's), not requests/s
+    # over TLS the targets are CPU per request (the TLS targets), not requests/s
     targets = {t["peer"]: t for t in doc["targets"]}
     assert set(targets) <= {"netcore hello 4c"} and {t["metric"] for t in doc["targets"]} == {"server_cpu_us_per_msg"}
     minimums = sorted(t["minimum"] for t in doc["targets"])

@@ -1,5 +1,5 @@
 """CLIENT LIST / INFO / KILL with Redis's fields, and behind a PROXY header the original
-client's address (issue 16): a balancer's own address in ``addr=`` would make CLIENT KILL
+client's address: a balancer's own address in ``addr=`` would make CLIENT KILL
 ADDR and every monitoring view useless. ``laddr=`` stays the server's end of the socket.
 
 The balancer is played by the test, writing a real v1 or v2 header

@@ -22,7 +22,7 @@ GETS = 1000
 #: Growth of the server's peak RSS allowed while the 1,000 GETs are answered: the value,
 #: a reply being produced, one being sent, the output buffer (256 KB) and its slices,
 #: with room for the allocator. 2x the value times (1 + the socket buffers in MB) is
-#: what the issue allows; this is tighter.
+#: what the RESP targets allow; this is tighter.
 RSS_BOUND = 16 * VALUE
 PING_LIMIT = 0.050
 PATIENCE = 60.0

@@ -261,7 +261,7 @@ def _http_columns(rate: str, unit: str) -> list[Column]:
             Column("srv CPU%", "v:server_cpu_percent", ".0f"), *COMMON_TAIL]
 
 
-#: Over ``--tls`` (issue 15): netcore hello's server CPU per request no higher than
+#: Over ``--tls``: netcore hello's server CPU per request no higher than
 #: uvicorn's and within 1.5x nginx's. A target reads "at least MINIMUM x", so each is the
 #: peer's CPU per request over netcore's: (netcore row, peer, minimum of peer/netcore).
 HTTP_TLS_TARGETS = (("netcore hello", "uvicorn", 1.0), ("netcore hello", "nginx", 1 / 1.5))
@@ -307,7 +307,7 @@ def http(opts: dict[str, Any], inst: Installed) -> Plan:
                 plot=("messages_per_s", "requests per second"), peers_included=True, targets=targets)
 
 
-#: The handshake preset's peers unless ``--peers`` says otherwise (the issue's comparison).
+#: The handshake preset's peers unless ``--peers`` says otherwise (the comparison the TLS targets name).
 HANDSHAKE_PEERS = ("uvicorn", "nginx")
 
 

@@ -2,7 +2,7 @@
 
 A worker beats from its own loop (or helper thread), so silence alone cannot tell a
 worker that is stuck from one that is merely waiting for a CPU on an overloaded host --
-and killing the latter drops every connection of a healthy worker (the issue this
+and killing the latter drops every connection of a healthy worker (the failure this
 answers: a worker silent 5.2 s with ``--timeout 5`` killed beside the stopped one).
 Two facts separate them:
 
