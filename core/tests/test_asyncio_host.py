@@ -261,3 +261,40 @@ def test_unknown_kinds_are_refused():
         AsyncioHost("trio")
     with pytest.raises(ValueError, match="allowed"):
         new_asyncio_loop("gevent")
+
+
+def test_a_pipelined_reply_made_by_a_task_is_sent_at_once(loop):
+    """Between its iterations a hosted loop writes nothing behind: a reply queued for the
+    flush before the next poll would wait for whatever event comes next (loop.write_behind)."""
+    from netcore.protocol import Protocol
+    from netcore.reactor.worker import ReactorWorker
+
+    seen = {}
+
+    class AnswersFromATask(Protocol):
+        def data_received(self, data):
+            async def answer():
+                await asyncio.sleep(0)  # resumed by asyncio, outside any netcore iteration
+                self.connection.submit(lambda request: request, data, count=2)  # a pipelined read's reply
+                seen["queued"] = self.connection.output_size
+
+            asyncio.get_running_loop().create_task(answer())
+
+    worker = ReactorWorker(loop, AnswersFromATask)
+    server_side, client_side = socket.socketpair()
+    client_side.settimeout(10)
+    loop.call_soon(worker.add_connection, server_side, None)
+
+    def client():
+        client_side.sendall(b"pp")
+        seen["reply"] = client_side.recv(16)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    run_until(loop, lambda: "reply" in seen, timeout=10)
+    thread.join(10)
+    for connection in list(worker.connections):
+        connection.abort()
+    client_side.close()
+    assert seen["reply"] == b"pp"
+    assert seen["queued"] == 0, "the reply went to the kernel inside the task"

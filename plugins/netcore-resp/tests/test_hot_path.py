@@ -1,12 +1,13 @@
-"""GET and SET run inline in the executor (netcore_resp.commands.make_executor): every
-feature that replaces them, or the table, must still see each one.
+"""Pipelined GETs and SETs in one batch, under every feature that changes what they do.
 
 Each case is pipelined in ONE write of multibulk commands, so that the whole case is
-one batch through hiredis's fast path, the batch the inline code serves; the replies
-are compared byte for byte with a real redis-server where Redis's answer is the same.
-Cross-connection cases (WATCH, keyspace notifications) run under the schemes of
-conftest's ``scheme_server`` (inline, pool, multi-reactor): under the pool the inline
-code runs on a handler thread.
+one batch through hiredis's fast path and the executor's loop over it; the replies are
+compared byte for byte with a real redis-server where Redis's answer is the same. The
+features that replace a command or the client's table (WATCH, keyspace notifications,
+INFO's commandstats, MULTI, CLIENT REPLY, HELLO, SELECT) must take effect at the very
+command of the batch where they start. Cross-connection cases (WATCH, keyspace
+notifications) run under the schemes of conftest's ``scheme_server`` (inline, pool,
+multi-reactor): under the pool the batch runs on a handler thread.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Client:
         self.sock.close()
 
 
-BIG = b"v" * 5000  # past SMALL_REPLY: GET's Large reply, which the inline code leaves to GET
+BIG = b"v" * 5000  # past SMALL_REPLY: GET's Large reply (counted toward the batch's part size)
 
 CASES = {
     "plain": [(b"SET", b"k", b"v"), (b"GET", b"k"), (b"GET", b"missing"), (b"SET", b"k", b""), (b"GET", b"k")],
@@ -109,8 +110,8 @@ def test_resp3_nulls_after_hello_3_in_the_same_batch(resp_inline):
 
 
 def test_a_deadline_passed_expires_the_key_on_get():
-    """The inline GET leaves keys with a deadline to GET itself, which expires them lazily
-    (the active sweep is made too slow to get there first)."""
+    """A pipelined GET of a key whose deadline has passed expires it lazily, as Redis's
+    does (the active sweep is made too slow to get there first)."""
     with ServerProcess("--protocol", "resp", "--resp-expire-interval", "60") as server:
         client = Client(server.address)
         try:

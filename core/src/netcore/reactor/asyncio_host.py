@@ -99,7 +99,6 @@ class AsyncioHost:
         self.asyncio_loop = aloop
         self._loop = loop
         loop.asyncio_loop = aloop
-        loop.defers_writes = False  # between iterations: EventLoop.write_behind says why
         asyncio.set_event_loop(aloop)
         # Instance attributes shadow the methods for this loop only: see the module docstring.
         loop.call_soon = self._call_soon

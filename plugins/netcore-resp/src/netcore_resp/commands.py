@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import itertools
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 from netcore_resp import bits, blocking, dump, hashes, lcs, lists, sets, sort, streams, strings, zsets
 from netcore_resp import info as server_info
@@ -220,8 +220,6 @@ class ServerInfo:
         self.config = Config({b"proto-max-bulk-len": b"%d" % (max_bulk or 512 * 1024 * 1024),
                               b"hz": b"%d" % self.hz, b"databases": b"%d" % len(self.keyspaces)})
         self.config.on_resetstat.append(self.stats.reset)
-        #: ``id(table) -> HotPath`` of every table :func:`build` made (see :func:`make_executor`).
-        self.hot_paths: dict[int, HotPath] = {}
 
 
 def build(ks: Keyspace, info: ServerInfo, resp3: bool = False, db: int = 0) -> dict[bytes, Command]:
@@ -924,25 +922,7 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False, db: int = 0) -> d
     for name, fn in table.items():
         by_name[name.encode()] = fn
         by_name[name.upper().encode()] = fn
-    info.hot_paths[id(by_name)] = HotPath(by_name, get, set_, data, expires, NIL)
     return by_name
-
-
-class HotPath(NamedTuple):
-    """What the executor needs to run a table's plain GET and SET inline (:func:`make_executor`)."""
-
-    #: The table itself: kept alive, so that its ``id`` (the key) is never reused.
-    table: dict
-    get: Command
-    set: Command
-    data: dict
-    expires: dict
-    nil: bytes
-
-
-#: A table without a hot path (MULTI's queueing table, CLIENT REPLY's silent ones...):
-#: functions that no table holds, so the identity tests never match.
-_NO_HOT_PATH = HotPath({}, lambda argv, client: b"", lambda argv, client: b"", {}, {}, b"")
 
 
 def command_info(name: str) -> bytes:
@@ -963,7 +943,7 @@ def command_info(name: str) -> bytes:
 BLOCKED: Any = type("Blocked", (), {"__repr__": lambda self: "BLOCKED"})()
 
 
-def make_executor(part: int = PART, hot_paths: dict[int, HotPath] | None = None) -> Callable[..., Any]:
+def make_executor(part: int = PART) -> Callable[..., Any]:
     """``run(client, commands, first=True)``: run a batch's commands in order, join their replies.
 
     Commands look up in one dict get in the client's table (``client.table``: RESP2's or
@@ -972,19 +952,6 @@ def make_executor(part: int = PART, hot_paths: dict[int, HotPath] | None = None)
     command only. QUIT ends the batch, and a later batch of the same client runs nothing:
     with handlers on other threads, what was read while QUIT ran has been submitted
     already, and the connection answers it before closing.
-
-    **GET and SET inline.** They are most of what pipelining clients send, and for them
-    the call into the command (a frame, two concatenations for GET's reply) was a sixth
-    of the executor's time: 16 pipelined GETs took 3.4 µs here, 2.9 µs inline (the reply
-    goes out as three parts of the final join). So when the command found in the table
-    *is* that table's plain GET or SET (``hot_paths``: :class:`HotPath` by ``id(table)``,
-    from :func:`build`), its commonest outcome runs here: GET of a missing key or of a
-    short string without a deadline,
-    ``SET key value``. Everything else -- other arities, a key with a deadline,
-    WRONGTYPE, a large value -- calls the command as usual. Identity is what keeps every
-    feature exact: WATCH, blocking pops and keyspace notifications (netcore_resp.writes),
-    INFO's commandstats (netcore_resp.stats), MULTI's queueing table and CLIENT REPLY's
-    silent ones all replace the function or the table, and then nothing is inlined.
 
     **Parts.** Once the replies pass ``part`` bytes the batch stops: the caller sends that
     part and runs the rest later from the same iterator (:mod:`netcore_resp.streaming`),
@@ -1000,12 +967,6 @@ def make_executor(part: int = PART, hot_paths: dict[int, HotPath] | None = None)
     the keyspace lock before streaming): ``(reply, more)``, ``more`` truthy when the batch
     is not done (:data:`BLOCKED` when a command blocked).
     """
-    hot_of = (hot_paths or {}).get
-    headers = BULK_HEADERS
-    small = SMALL_REPLY
-    crlf = CRLF
-    ok = OK
-
     def other(argv: list, client: Any) -> bytes:
         name = argv[0]
         if name is None:  # the marker a protocol error leaves at the end of a batch
@@ -1027,46 +988,20 @@ def make_executor(part: int = PART, hot_paths: dict[int, HotPath] | None = None)
         out: list[bytes] = []
         append = out.append
         size = 0
-        table = client.table
-        lookup = table.get
-        _, get, set_, data, expires, nil = hot_of(id(table), _NO_HOT_PATH)
-        data_get = data.get
+        lookup = client.table.get
         commands = iter(commands)
         more: Any = False
         try:
             for argv in commands:
-                fn = lookup(argv[0], other)
-                if fn is get:
-                    if len(argv) == 2:
-                        value = data_get(argv[1])
-                        if value is None:
-                            append(nil)
-                            continue
-                        n = len(value)
-                        if n < small and value.__class__ is bytes and not (expires and argv[1] in expires):
-                            append(headers[n])  # three appends: cheaper than two concatenations
-                            append(value)
-                            append(crlf)
-                            continue
-                elif fn is set_ and len(argv) == 3:
-                    key = argv[1]
-                    data[key] = argv[2]
-                    if expires and key in expires:
-                        del expires[key]
-                    append(ok)
-                    continue
                 try:
-                    append(fn(argv, client))
+                    append(lookup(argv[0], other)(argv, client))
                 except Reply as error:
                     reply = error.reply
                     append(reply)
                     cls = error.__class__
                     if cls is Large or cls is Switched:
                         if cls is Switched:  # HELLO, MULTI, EXEC: the next commands use the new table
-                            table = client.table
-                            lookup = table.get
-                            _, get, set_, data, expires, nil = hot_of(id(table), _NO_HOT_PATH)
-                            data_get = data.get
+                            lookup = client.table.get
                         size += len(reply)
                         if size > part:
                             more = True

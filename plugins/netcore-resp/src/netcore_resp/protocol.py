@@ -260,7 +260,7 @@ class RespProtocol(Protocol):
         for (version, _), table in tables.items():
             install(table, queueing[version], watches, nil_array=NULL3 if version == 3 else NIL_ARRAY,
                     arity_of=_arity_of, unknown=unknown_command, after_exec=after_exec)
-        run = make_executor(hot_paths=info.hot_paths)
+        run = make_executor()
         count_large(tables.values(), BOUNDED)
         if threaded:
             # The lock is held per part, not per batch: a streamed batch sends without it.
