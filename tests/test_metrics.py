@@ -215,6 +215,77 @@ def test_readyz_fails_as_soon_as_a_graceful_stop_starts(dispatch, tmp_path):
         assert server.stop() == 0
 
 
+# -- served from the loop (one loop, one thread) ------------------------------------------------
+
+
+def test_inline_serves_its_metrics_from_its_loop_and_starts_no_thread():
+    """A second thread would tax every request (metrics/listener.py): inline has none."""
+    with metrics_server("--protocol", "http", "--dispatch", "inline") as server:
+        server.wait_event("worker.started")
+        metrics = server.started["metrics"]
+        assert get(metrics, "/livez")[0] == 200
+        assert http_get(server.address, "/", 3) == [200, 200, 200]
+        assert http_get(server.address, "/nothing") == [404]
+        s = until(lambda: (s := scrape(metrics))["netcore_http_responses_total"]["2xx"] == 3 and s,
+                  what="three 2xx counted")
+        assert s["netcore_http_responses_total"]["4xx"] == 1 and s["netcore_ready"] == 1
+        assert os.listdir(f"/proc/{server.proc.pid}/task") == [str(server.proc.pid)]
+        assert server.stop() == 0
+
+
+def test_inline_readyz_fails_while_its_loop_drains_a_request():
+    with metrics_server("--protocol", "http", "--dispatch", "inline", "--graceful-timeout", "20") as server:
+        server.wait_event("worker.started")
+        metrics = server.started["metrics"]
+        with socket.create_connection(server.address, timeout=10) as client:
+            client.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")  # half a body
+            until(lambda: scrape(metrics)["netcore_received_bytes_total"] > 0, what="the head received")
+            server.proc.send_signal(signal.SIGTERM)
+            status, body, _ = until(lambda: (r := get(metrics, "/readyz"))[0] == 503 and r, what="readyz 503")
+            assert body == b"stopping\n"
+            assert get(metrics, "/livez")[0] == 200  # alive, finishing its work
+            client.sendall(b"world")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                assert chunk, "closed before the response: a request lost"
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 404 ")  # the built-in app answers POST / so
+        assert server.proc.wait(20) == 0
+
+
+def _raw(address: str, data: bytes) -> bytes:
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_the_loop_served_listener_refuses_bad_requests_and_outlasts_a_silent_client():
+    with metrics_server("--dispatch", "inline") as server:
+        metrics = server.started["metrics"]
+        host, _, port = metrics.rpartition(":")
+        silent = socket.create_connection((host, int(port)), timeout=10)  # connects, sends nothing
+        try:
+            assert get(metrics, "/readyz", timeout=2)[0] == 200  # the silent one holds nobody up
+            assert _raw(metrics, b"nonsense\r\n\r\n").startswith(b"HTTP/1.0 400 ")
+            assert _raw(metrics, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").startswith(
+                b"HTTP/1.0 501 ")
+            assert _raw(metrics, b"GET /x HTTP/1.1\r\n" + b"X-Long: " + b"a" * 9000 + b"\r\n\r\n").startswith(
+                b"HTTP/1.0 431 ")
+            head = _raw(metrics, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert head.startswith(b"HTTP/1.0 200 ") and head.endswith(b"\r\n\r\n")  # no body
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            assert length > 0
+            assert scrape(metrics)["netcore_ready"] == 1
+        finally:
+            silent.close()
+        assert server.stop() == 0
+
+
 # -- every kind of scheme --------------------------------------------------------------------
 
 

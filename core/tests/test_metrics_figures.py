@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import sys
+import threading
 
 import pytest
 from netcore.errors import SettingError
@@ -58,6 +60,47 @@ def test_protocol_figures_merge_over_workers_and_redeclare_to_the_same_family():
     merged = figures.merged([one, one, {"t_seconds": {"b": [1]}}, "junk"])  # other buckets: ignored
     assert merged["t_responses"] == {"2xx": 4, "5xx": 0}
     assert merged["t_seconds"]["b"] == [4, 0, 2] and merged["t_seconds"]["s"] == pytest.approx(2 * 5.15)
+
+
+def test_tallies_count_beside_the_dict_and_the_same_key_shares_one_tally():
+    counter = ProtocolFigures().counter("t_responses", "help", "class", ("2xx",))
+    ok, again, new = counter.tally("2xx"), counter.tally("2xx"), counter.tally("4xx")
+    assert ok is again
+    for _ in range(6):
+        next(ok)
+    next(new)
+    counter.values["2xx"] += 2  # the first spelling, still counted
+    assert counter.dump() == {"2xx": 8, "4xx": 1}
+    assert counter.dump() == {"2xx": 8, "4xx": 1}  # reading does not count
+    assert counter.empty() == {"2xx": 0, "4xx": 0}
+
+
+def test_tallies_lose_nothing_from_racing_threads():
+    # Threads switching every microsecond: a tally's next() is one C call under the GIL,
+    # so the totals must be exact.
+    figures = ProtocolFigures()
+    counter = figures.counter("t_responses", "help", "class", ("2xx",))
+    histogram = figures.histogram("t_seconds", "help", (0.1,))
+    ok, bucket = counter.tally("2xx"), histogram.tallies[1]
+    threads, each = 4, 50_000
+
+    def count() -> None:
+        for _ in range(each):
+            next(ok)
+            next(bucket)
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=count) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+    finally:
+        sys.setswitchinterval(previous)
+    assert counter.dump()["2xx"] == threads * each
+    assert histogram.dump()["b"] == [0, threads * each]
 
 
 def test_no_counter_goes_back_between_scrapes():

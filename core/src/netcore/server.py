@@ -169,6 +169,13 @@ class Server:
         """Called by a dispatcher once a worker is fully set up and about to serve."""
         log.info("worker.started", pid=os.getpid(), worker=getattr(worker, "index", 0))
         self._live_workers.append(worker)  # read by the metrics, at scrape time only
+        listener = self._metrics_listener
+        if listener is not None and not listener.serving:
+            loop = getattr(worker, "loop", None)
+            if loop is not None:
+                listener.serve_on(loop)
+            else:  # a dispatcher that said it has a loop but made a worker without one
+                listener.start()
         self.hook.netcore_worker_started(worker=worker)
 
     def live_stats(self, stats: WorkerStats) -> None:
@@ -415,5 +422,10 @@ class Server:
         assert self.metrics is not None
         exposition = Exposition(Monotonic(self.metrics_snapshot).snapshot, self.metrics, info)
         self._metrics_listener = MetricsListener(self._metrics_bind, exposition.render, lambda: self.ready)
-        self._metrics_listener.start()
+        concurrency = self.concurrency
+        if not (concurrency.event_loop and not concurrency.multithread and not concurrency.multiprocess):
+            self._metrics_listener.start()
+        # else: one loop in one thread (inline): served from that loop once its worker
+        # starts (worker_started), since a second thread would tax every request
+        # (metrics/listener.py says how much).
         return self._metrics_listener.address

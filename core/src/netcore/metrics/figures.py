@@ -14,6 +14,7 @@ send its figures to its master as one JSON line of its status pipe.
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 from typing import Any, Iterable
 
@@ -69,11 +70,20 @@ def add_counters(total: dict[str, int], more: dict[str, Any]) -> None:
 
 
 class LabeledCounter:
-    """A counter per label value (HTTP responses by status class): ``values[key] += 1``.
+    """A counter per label value (HTTP responses by status class).
 
-    The protocol increments the dict item itself, which costs a dict lookup and no call.
-    From handler threads (the pool schemes) two increments racing may, rarely, lose one:
-    the alternative, a lock per request, is what the metrics must not cost.
+    Two ways to count, both added up by :meth:`dump`:
+
+    * ``next(tally)`` where ``tally = counter.tally(key)``, an ``itertools.count``: one
+      call of a C function. It is the cheaper -- ``values[key] += 1`` costs two dict
+      lookups, an add and a new int, about 500 machine instructions per count on CPython
+      3.11 (callgrind), ``next()`` about 200 (a bound ``tally.__next__`` would be slower:
+      a method wrapper is called the generic way) -- and, being one C call, it is
+      atomic under the GIL by construction, whatever the interpreter's thread-switch
+      points;
+    * ``values[key] += 1`` on the plain dict: the first spelling, kept working. It is
+      several bytecodes: an interpreter that switched threads between them (a
+      free-threaded build) could lose a count racing another thread.
     """
 
     kind = "counter"
@@ -81,9 +91,21 @@ class LabeledCounter:
     def __init__(self, name: str, help: str, label: str, keys: Iterable[str] = ()) -> None:
         self.name, self.help, self.label = name, help, label
         self.values: dict[str, int] = dict.fromkeys(keys, 0)
+        self._tallies: dict[str, itertools.count] = {}
+
+    def tally(self, key: str) -> itertools.count:
+        """What counts one for ``key`` with ``next(tally)`` (the same tally for the same key)."""
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = itertools.count()
+            self.values.setdefault(key, 0)
+        return tally
 
     def dump(self) -> dict[str, int]:
-        return dict(self.values)
+        values = dict(self.values)
+        for key, tally in list(self._tallies.items()):
+            values[key] = values.get(key, 0) + tally_of(tally)
+        return values
 
     def empty(self) -> dict[str, int]:
         return dict.fromkeys(self.values, 0)
@@ -96,10 +118,19 @@ class LabeledCounter:
                     total[key] = total.get(key, 0) + value
 
 
-class Histogram:
-    """Observations in cumulative-at-exposition buckets: ``observe`` is a bisect and two adds.
+def tally_of(tally: itertools.count) -> int:
+    """How many times ``tally`` has counted: an ``itertools.count`` shows its next value
+    only in its repr (``count(5)``), and reading it there does not advance it."""
+    return int(repr(tally)[6:-1])
 
-    Same threading note as :class:`LabeledCounter` (no lock, by design).
+
+class Histogram:
+    """Observations in cumulative-at-exposition buckets: ``observe`` is a bisect, a count and an add.
+
+    ``next(tallies[i])`` counts one in bucket ``i`` (a C call, atomic under the GIL: see
+    :class:`LabeledCounter`); ``counts[i] += 1`` is the first spelling, still added up.
+    The sum is a float added without a lock: from handler threads two observations
+    racing may, rarely, lose one's seconds (never its count).
     """
 
     kind = "histogram"
@@ -109,16 +140,19 @@ class Histogram:
         self.bounds = tuple(sorted(bounds))
         #: counts[i]: observations <= bounds[i] and > bounds[i-1]; the last: above them all.
         self.counts = [0] * (len(self.bounds) + 1)
+        #: next(tallies[i]): one observation in bucket i (``bisect_left(bounds, value)``).
+        self.tallies = tuple(itertools.count() for _ in self.counts)
         #: [sum of the observations]: a list, so that a protocol's own closure over
-        #: ``counts``, ``bounds`` and ``sums`` can observe without an attribute store.
+        #: ``tallies``, ``bounds`` and ``sums`` can observe without an attribute store.
         self.sums = [0.0]
 
     def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        next(self.tallies[bisect.bisect_left(self.bounds, value)])
         self.sums[0] += value
 
     def dump(self) -> dict[str, Any]:
-        return {"b": list(self.counts), "s": self.sums[0]}
+        return {"b": [count + tally_of(tally) for count, tally in zip(self.counts, self.tallies)],
+                "s": self.sums[0]}
 
     def empty(self) -> dict[str, Any]:
         return {"b": [0] * len(self.counts), "s": 0.0}

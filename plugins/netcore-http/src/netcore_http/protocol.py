@@ -58,7 +58,7 @@ from netcore_http import access as accesslog
 from netcore_http.body import RequestBodyError, SpooledBody, StreamedBody
 from netcore_http.chunked import ChunkedBody
 from netcore_http.hello import _HELLO_BODY, _NOT_FOUND_BODY, HelloTable
-from netcore_http.metrics import CLASS_OF, HttpFigures, http_figures
+from netcore_http.metrics import HttpFigures, http_figures
 from netcore_http.output import ResponseOutput
 from netcore_http.request import (
     BODY,
@@ -902,8 +902,12 @@ def _hello_handler(limits: Limits, figures: HttpFigures | None = None
     cache = HelloTable()
     access_log = limits.access_log
     access = limits.access
-    # Metrics on: a response is one increment of its class (no duration: metrics.py says why).
-    counted = figures.responses if figures is not None else None
+    # Metrics on: a response is one count of its class, ``next(tally)``, a C call (no
+    # duration: metrics.py says why); off, the test of ``counting`` is all they cost here.
+    counting = figures is not None
+    by_class = figures.by_class if counting else ()
+    ok, missing = (by_class[2], by_class[4]) if counting else (None, None)
+    count = next
 
     def handle(protocol: HttpProtocol, batch: list[tuple]) -> bytes | None:
         # The clock reading of the read that completed the batch: under a pool it is
@@ -916,15 +920,14 @@ def _hello_handler(limits: Limits, figures: HttpFigures | None = None
             if error:
                 data = error_response(*error)
                 state = CLOSE
-                if counted is not None:
-                    counted[CLASS_OF[error[0] // 100]] += 1
+                if counting:
+                    count(by_class[error[0] // 100])
             else:
                 found = (method == b"GET" or method == b"HEAD") and (url == b"/" or url[:2] == b"/?")
                 data = table[found, mode, method == b"HEAD"]
                 state = CLOSE if mode == CLOSE_MODE else DONE
-                # Metrics off: this one test is all they cost here.
-                if counted is not None:
-                    counted["2xx" if found else "4xx"] += 1
+                if counting:
+                    count(ok if found else missing)
         else:
             out = []
             state = DONE
@@ -932,8 +935,8 @@ def _hello_handler(limits: Limits, figures: HttpFigures | None = None
                 if error:
                     out.append(error_response(*error))
                     state = CLOSE
-                    if counted is not None:
-                        counted[CLASS_OF[error[0] // 100]] += 1
+                    if counting:
+                        count(by_class[error[0] // 100])
                     if access is not None:
                         access.record((method, url, "1.1", ()), error[0], error_body_length(*error), 0.0,
                                       accesslog.peer_address(protocol.connection.peer))
@@ -941,8 +944,8 @@ def _hello_handler(limits: Limits, figures: HttpFigures | None = None
                 found = (method == b"GET" or method == b"HEAD") and (url == b"/" or url[:2] == b"/?")
                 response = table[found, mode, method == b"HEAD"]
                 out.append(response)
-                if counted is not None:
-                    counted["2xx" if found else "4xx"] += 1
+                if counting:
+                    count(ok if found else missing)
                 if access is not None:
                     access.record((method, url, "1.1", ()), 200 if found else 404,
                                   0 if method == b"HEAD" else len(_HELLO_BODY if found else _NOT_FOUND_BODY),
