@@ -64,13 +64,18 @@ class Load:
             payload = b"fresh %d" % n
             try:
                 with connect(self.address) as sock:
+                    # How long this client took to send after its connect returned: a
+                    # retiring worker gives a silent new connection a grace period
+                    # (prefork's FRESH_GRACE), so a failure says whether it was exceeded.
+                    connected = time.monotonic()
                     sock.sendall(payload)
+                    sent_after = time.monotonic() - connected
                     reply = recv_exactly(sock, len(payload))
             except OSError as exc:
                 self.failures.append(f"fresh {n}: {exc!r}")
                 continue
             if reply != payload:
-                self.failures.append(f"fresh {n}: got {reply!r}")
+                self.failures.append(f"fresh {n}: got {reply!r} (sent {sent_after:.3f} s after connecting)")
             else:
                 self.ok["fresh"] += 1
 
