@@ -188,7 +188,7 @@ class Server:
         self._stopped_workers += 1
         self.hook.netcore_worker_stopping(worker=worker)
 
-    # -- metrics (read from the metrics listener's thread) ----------------------------------
+    # -- metrics (read from the metrics listener's thread, or its loop under inline) --------
     def worker_figures(self) -> dict[str, Any]:
         """This process's live counters and protocol figures, as a worker reports them."""
         figures: dict[str, Any] = worker_counters(list(self._live_workers), list(self._live_stats))

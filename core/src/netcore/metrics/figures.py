@@ -4,8 +4,8 @@ A worker's figures are its :class:`~netcore.stats.WorkerStats` plus what its ope
 connections have counted in their own slots and not yet folded in (they fold in when
 they close), so a long keep-alive connection shows up while it is open, and the sum
 does not jump when it closes. They are read from another thread (the metrics
-listener's) without a lock: each is a plain int that only grows, and a figure a few
-microseconds old is what a scrape means anyway.
+listener's; under ``inline`` the loop's own) without a lock: each is a plain int that
+only grows, and a figure a few microseconds old is what a scrape means anyway.
 
 Everything here is plain data (dicts of ints and lists) so that a prefork worker can
 send its figures to its master as one JSON line of its status pipe.
