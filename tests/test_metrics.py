@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import http.client
 import os
+import resource
 import signal
 import socket
 import threading
+import time
 import urllib.request
 
 import pytest
 from metrics_testing import get, scrape, until
-from netcore.testing.clients import Client
-from netcore.testing.server_process import ServerProcess, child_pids, run_netcore
+from netcore.testing.clients import Client, connect, recv_exactly
+from netcore.testing.server_process import ServerProcess, child_pids, cpu_seconds, run_netcore
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 APP_ENV = {"PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -283,6 +285,49 @@ def test_the_loop_served_listener_refuses_bad_requests_and_outlasts_a_silent_cli
             assert scrape(metrics)["netcore_ready"] == 1
         finally:
             silent.close()
+        assert server.stop() == 0
+
+
+def test_the_loop_served_listener_waits_out_a_full_fd_table_without_spinning():
+    """EMFILE on the metrics port pauses its accepting (a level-triggered poller would
+    report the waiting client again at once, for ever); the scrape is answered once
+    descriptors are free again."""
+    limit = 48
+
+    def lower_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    with ServerProcess("--metrics-bind", "127.0.0.1:0", "--dispatch", "inline", "--protocol", "echo",
+                       preexec_fn=lower_limit) as server:
+        metrics = server.started["metrics"]
+        held = []
+        try:
+            for _ in range(limit + 10):  # fill the server's fd table with served clients
+                sock = connect(server.address, timeout=10)
+                sock.sendall(b"ping")
+                try:
+                    answered = recv_exactly(sock, 4) == b"ping"
+                except ConnectionResetError:  # refused: the table is full
+                    answered = False
+                if answered:
+                    held.append(sock)
+                else:
+                    sock.close()
+            assert len(held) < limit, "the table never filled"
+            scraped: list = []
+            scrape_thread = threading.Thread(target=lambda: scraped.append(get(metrics, "/livez", timeout=20)))
+            scrape_thread.start()  # its connection waits in the metrics port's backlog
+            before = cpu_seconds(server.pid)
+            time.sleep(1.0)  # a measurement window, not synchronisation: CPU used while full
+            assert cpu_seconds(server.pid) - before < 0.3
+            assert not scraped
+            for sock in held[:10]:
+                sock.close()
+            scrape_thread.join(20)
+            assert scraped and scraped[0][0] == 200
+        finally:
+            for sock in held:
+                sock.close()
         assert server.stop() == 0
 
 

@@ -402,4 +402,3 @@ class EventLoop:
             self.unregister(fd)
         except (OSError, ValueError, KeyError):
             self._handlers.pop(fd, None)
-

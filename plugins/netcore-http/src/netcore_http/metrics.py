@@ -31,24 +31,22 @@ DURATION_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
                    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 #: status // 100 -> its class label (anything outside 1-5 counts as 5xx: it is a bug).
-CLASS_OF = ("5xx", *CLASSES, "5xx", "5xx", "5xx", "5xx")
+_CLASS_OF = ("5xx", *CLASSES, "5xx", "5xx", "5xx", "5xx")
 
 
 class HttpFigures:
     """The two HTTP families of one server; ``response(status, started)`` counts one."""
 
-    __slots__ = ("response", "responses", "by_class")
+    __slots__ = ("response", "by_class")
 
     def __init__(self, figures: Any) -> None:
         counter = figures.counter("netcore_http_responses", "HTTP responses by status class.", "class", CLASSES)
         histogram = figures.histogram(
             "netcore_http_request_duration_seconds",
             "From the app's call (WSGI, ASGI) to its complete response.", DURATION_BOUNDS)
-        #: Status class -> responses, as a dict (``responses[label] += 1`` still counts).
-        self.responses: dict[str, int] = counter.values
         #: ``status // 100`` -> the tally of that class: all the built-in app counts
         #: (``next(by_class[2])``: a C call, see ``LabeledCounter``).
-        self.by_class: tuple[itertools.count, ...] = tuple(counter.tally(label) for label in CLASS_OF)
+        self.by_class: tuple[itertools.count, ...] = tuple(counter.tally(label) for label in _CLASS_OF)
         self.response: Callable[[int, float], None] = _counter(self.by_class, histogram.tallies, histogram.bounds,
                                                                histogram.sums)
 
