@@ -95,8 +95,18 @@ class AcceptLock:
             raise
 
     def release(self) -> None:
-        fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, 0)
-        self.threads.release()
+        """Give both locks up. After :meth:`close` there is no record lock left to give
+        up (closing the file dropped this process's), only the thread lock: a helper
+        thread that got the lock as its worker closed the acceptor must not fail."""
+        fd = self.fd
+        try:
+            if fd >= 0:
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, 0)
+        except OSError:
+            if self.fd >= 0:
+                raise  # not closed under us: a real failure
+        finally:
+            self.threads.release()
 
     def holder_pid(self) -> int | None:
         """The pid of another process holding the lock, or None (for tests and diagnostics)."""
@@ -105,6 +115,7 @@ class AcceptLock:
         return None if kind == fcntl.F_UNLCK else pid
 
     def close(self) -> None:
+        self.fd = -1  # first: a release racing this close then skips the unlock
         self.file.close()
 
 
@@ -147,7 +158,8 @@ class LoopTurn:
             try:
                 self.lock.acquire_for_process()
             except OSError as exc:  # the lock file is gone: the acceptor was closed
-                log.warning("accept.mutex_failed", loop=self.loop.name, error=str(exc))
+                if not stopped.is_set() and self.lock.fd >= 0:  # closed as asked: nothing to say
+                    log.warning("accept.mutex_failed", loop=self.loop.name, error=str(exc))
                 return
             finally:
                 self.in_kernel = False
