@@ -26,6 +26,14 @@ MASTER_SCHEMES = ("prefork", "prefork-blocking")
 WORKERS = {"prefork": "2", "prefork-blocking": "3"}
 
 
+def _timing(connected: float | None, sent_after: float | None) -> str:
+    """When a failed round trip sent and failed, counted from its connect."""
+    if connected is None:
+        return "(before the connect completed)"
+    sent = "not sent" if sent_after is None else f"sent {sent_after:.3f} s"
+    return f"({sent}, failed {time.monotonic() - connected:.3f} s after connecting)"
+
+
 class Load:
     """Round trips on fresh and on kept-alive connections until stopped; counts failures."""
 
@@ -62,20 +70,21 @@ class Load:
         while not self.done.is_set():
             n += 1
             payload = b"fresh %d" % n
+            # How long this client took to send after its connect returned, and to fail: a
+            # retiring worker gives a silent new connection a grace period (prefork's
+            # FRESH_GRACE), so a failure says whether it was exceeded.
+            connected = sent_after = None
             try:
                 with connect(self.address) as sock:
-                    # How long this client took to send after its connect returned: a
-                    # retiring worker gives a silent new connection a grace period
-                    # (prefork's FRESH_GRACE), so a failure says whether it was exceeded.
                     connected = time.monotonic()
                     sock.sendall(payload)
                     sent_after = time.monotonic() - connected
                     reply = recv_exactly(sock, len(payload))
             except OSError as exc:
-                self.failures.append(f"fresh {n}: {exc!r}")
+                self.failures.append(f"fresh {n}: {exc!r} {_timing(connected, sent_after)}")
                 continue
             if reply != payload:
-                self.failures.append(f"fresh {n}: got {reply!r} (sent {sent_after:.3f} s after connecting)")
+                self.failures.append(f"fresh {n}: got {reply!r} {_timing(connected, sent_after)}")
             else:
                 self.ok["fresh"] += 1
 
