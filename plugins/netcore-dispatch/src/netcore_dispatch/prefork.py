@@ -24,8 +24,14 @@ from netcore_dispatch.worker_link import log_master_gone
 log = structlog.get_logger("netcore.worker")
 
 #: Seconds a retiring worker leaves a just-accepted, still silent connection to send its
-#: first request (see ``ReactorWorker.fresh_grace``).
-FRESH_GRACE = 1.0
+#: first request (see ``ReactorWorker.fresh_grace``); prefork-blocking's too. Not 1 s,
+#: as it was: the first request can be behind a TLS handshake (two round trips and the
+#: request's own: 1.5 s on a 500 ms mobile link), a retransmission (Linux waits at least
+#: 200 ms plus a round trip), or a client process descheduled on a loaded host (a test
+#: client under CI's load lost a fresh connection to the 1 s grace). The cost falls only
+#: on a worker holding a connection that sends nothing: it exits up to this much later,
+#: within graceful_timeout.
+FRESH_GRACE = 5.0
 
 
 class PreforkDispatcher(Dispatcher):

@@ -34,15 +34,13 @@ from netcore_acceptors.blocking_accept import Accepting, SpareDescriptor, prepar
 
 from netcore_dispatch.blocking import BlockingWorker, StopControl, serve_connection
 from netcore_dispatch.master import Master
+from netcore_dispatch.prefork import FRESH_GRACE
 from netcore_dispatch.worker_link import log_master_gone
 
 log = structlog.get_logger("netcore.worker")
 
 #: How often an idle worker's accept() returns to look at the stop flag.
 TICK = 0.25
-#: Seconds a retiring worker leaves a just-accepted, still silent connection to send its
-#: first request (the same as prefork's; see ``ReactorWorker.fresh_grace``).
-FRESH_GRACE = 1.0
 _NO_TIMEOUT = struct.pack("ll", 0, 0)
 
 
