@@ -153,3 +153,28 @@ def test_the_built_in_app_logs_every_response():
         ("GET", "/", 200, len(b"Hello, World!")), ("GET", "/nope", 404, len(b"Not Found\n")), ("HEAD", "/", 200, 0),
         ("", "", 400, len(b"missing Host header\n"))]
     assert all(e["peer"] == "127.0.0.1" for e in events)
+
+
+def test_the_built_in_app_logs_referer_and_user_agent_in_the_combined_format(tmp_path):
+    path = tmp_path / "access.log"
+    server = start("inline", "--access-log-file", str(path))
+    try:
+        assert get(server.address, "/x", {"Referer": "http://ref.example/", "User-Agent": "MyAgent/1.0"})[0] == 404
+        (line,) = wait_lines(path, 1)
+    finally:
+        assert server.stop() == 0
+    fields = COMBINED.match(line).groupdict()
+    assert fields["r"] == "GET /x HTTP/1.1" and fields["s"] == "404"
+    assert fields["f"] == "http://ref.example/" and fields["a"] == "MyAgent/1.0"
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["serve", "check-config"])
+def test_an_access_log_file_that_cannot_be_opened_fails_at_start_in_one_line(tmp_path, check):
+    from netcore.testing.server_process import run_netcore
+
+    missing = tmp_path / "no-such-dir" / "access.log"
+    done = run_netcore("serve", *(["--check-config"] if check else []), "--protocol", "http",
+                       "--access-log-file", str(missing), "--bind", "127.0.0.1:0")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "access_log_file" in lines[0] and "Traceback" not in done.stderr

@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 import structlog
+from netcore.errors import SettingError
 
 log = structlog.get_logger("netcore.http")
 
@@ -126,7 +127,12 @@ class AccessLog:
         self.path = path
         self.fd = -1
         if path:
-            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                # At start (serve and --check-config alike): one line, not a traceback.
+                raise SettingError("access_log_file", path, f"a file this process can append to "
+                                   f"({exc.strerror})") from None
 
     def record(self, request: tuple, status: int, sent: int, started: float, peer: str) -> None:
         """Log one response. ``started`` is a ``time.monotonic()`` reading (0: unknown)."""

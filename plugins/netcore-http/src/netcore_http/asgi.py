@@ -82,14 +82,23 @@ _STARTS_MAX = 512
 def _check_start(status: Any, headers: Any) -> tuple:
     """Validate an ``http.response.start``; the same tuple as WSGI's ``_check_start``:
     (status, code, encoded head prefix, Content-Length, has Date, Connection: close)."""
-    if type(status) is not int or not 100 <= status <= 599:
-        raise ValueError(f"ASGI status must be an int from 100 to 599, not {status!r}")
+    if type(status) is not int or not 200 <= status <= 599:
+        # The ASGI spec allows 1xx here, but as the final answer an interim status leaves
+        # the client waiting for the real one (or, 101, believing the protocol switched).
+        raise ValueError(f"ASGI status must be an int from 200 to 599 (1xx is interim), not {status!r}")
     line = STATUS_LINES.get(status) or b"%d Unknown" % status
     parts = [b"HTTP/1.1 ", line, b"\r\n"]
     length = None
     has_date = has_server = closes = False
     for name, value in headers:
-        name, value = bytes(name), bytes(value)
+        if type(name) is not bytes or type(value) is not bytes:
+            # bytes() of a str fails saying only "string argument without an encoding", and
+            # of an int makes that many NUL bytes: say what the spec asks for instead.
+            if not isinstance(name, (bytes, bytearray, memoryview)) \
+                    or not isinstance(value, (bytes, bytearray, memoryview)):
+                raise TypeError(f"ASGI header names and values must be bytes, not {type(name).__name__} "
+                                f"and {type(value).__name__} (header {name!r})")
+            name, value = bytes(name), bytes(value)
         if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
             raise ValueError(f"ASGI header {name!r} has a forbidden character in its name or value")
         lower = name.lower()
@@ -97,6 +106,9 @@ def _check_start(status: Any, headers: Any) -> tuple:
             length = int(value)
             if length < 0:
                 raise ValueError("negative Content-Length")
+            if status == 204:
+                length = None
+                continue  # RFC 9110 8.6: never in a 204 (a 304 may carry it: the 200's length)
         elif lower == b"date":
             has_date = True
         elif lower == b"server":
@@ -141,7 +153,9 @@ def _target(url: bytes, root: str) -> tuple[str, bytes, bytes]:
     passed it on unchanged). Either way ``path`` is the full path, as ASGI 2.3 says.
     """
     if url[:1] == b"/":
-        raw, _, query = url.partition(b"?")
+        # A fragment has no place in a request target (RFC 9112 3.2); one sent anyway is
+        # left out of the path and query, as httptools.parse_url does for absolute-form.
+        raw, _, query = (url.partition(b"#")[0] if b"#" in url else url).partition(b"?")
     elif url == b"*":
         raw, query = b"*", b""
     else:  # absolute-form (a proxy request)
@@ -508,6 +522,15 @@ class AsgiHost:
             state = DONE
             last = len(batch) - 1
             for index, request in enumerate(batch):
+                if index == last and index and output.parts and type(request[4]) is AsgiBody:
+                    # Its body is still arriving and its app may wait for it: the
+                    # responses before it go out first (and before the 100 Continue its
+                    # first receive() may send), not when it is done.
+                    try:
+                        output.flush()
+                    except ConnectionClosed:
+                        state = GONE
+                        break
                 state = await self.respond(protocol, output, request, index == last)
                 if state != DONE:
                     break

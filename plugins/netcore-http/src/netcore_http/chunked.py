@@ -1,4 +1,10 @@
-"""Chunked request bodies decoded to RFC 9112's grammar, where llhttp is stricter than it.
+"""Request bodies framed in Python, where llhttp cannot frame them as HTTP/1.1 asks.
+
+Two cases, both rare and both off the hot path: a chunked body (:class:`ChunkedBody`,
+below), and the Content-Length body of a request that asks for an ``Upgrade`` the
+server does not make (:class:`LengthBody`).
+
+**Chunked bodies** are decoded to RFC 9112's grammar, where llhttp is stricter than it.
 
 llhttp refuses whitespace in chunk extensions (``5; name=value``, ``5 ; a = b``), which
 RFC 9112 7.1.1 allows (``chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS
@@ -13,8 +19,17 @@ bare CR or LF is refused), extensions that are tokens or quoted strings, trailer
 that are field lines (no obs-fold, no control characters), and every line bounded.
 Extensions and trailers are dropped: WSGI has no place for them.
 
-It stands in for the parser (``protocol._parser``): ``data_received`` calls ``feed_data``
-whatever parses, so the hot path pays nothing for it.
+**An Upgrade the server does not make** (``Upgrade: h2c``, which ``curl --http2``, Java's
+HttpClient and Ktor send by default, or any other than a WebSocket for an ASGI app):
+RFC 9110 7.8 lets a server ignore it and answer the request as HTTP/1.1, body included.
+httptools tells llhttp that an upgrade request has no body (its ``on_headers_complete``
+returns 1 whenever llhttp's upgrade flag is set), so llhttp would complete the request
+without its body and leave the body's bytes to be parsed as the next request. The
+protocol stops llhttp at the end of such a head instead, and :class:`LengthBody` counts
+the body out; a fresh llhttp parser takes the bytes after it, as after a chunked body.
+
+Both stand in for the parser (``protocol._parser``): ``data_received`` calls
+``feed_data`` whatever parses, so the hot path pays nothing for them.
 """
 
 from __future__ import annotations
@@ -83,7 +98,7 @@ class ChunkedBody:
                     protocol.on_header(match.group(1), match.group(2))
                 else:
                     protocol.on_message_complete()
-                    protocol.after_chunked(data[position:])
+                    protocol.after_body(data[position:])
                     return
         except httptools.HttpParserError:
             raise
@@ -105,5 +120,34 @@ class ChunkedBody:
         return line[:-1], newline + 1
 
     # what the protocol asks of a parser between two feeds
+    def should_keep_alive(self) -> bool:  # pragma: no cover - never asked mid-body
+        return True
+
+
+class LengthBody:
+    """A Content-Length body counted out here; ``protocol`` gets ``on_body``/``on_message_complete``."""
+
+    __slots__ = ("protocol", "left")
+
+    def __init__(self, protocol: Any, length: int) -> None:
+        self.protocol = protocol
+        self.left = length
+
+    def feed_data(self, data: bytes) -> None:
+        """Pass on the body's bytes; after its last one, the rest goes to a fresh llhttp parser."""
+        protocol = self.protocol
+        try:
+            take = min(self.left, len(data))
+            if take:
+                protocol.on_body(data if take == len(data) else data[:take])
+                self.left -= take
+            if not self.left:
+                protocol.on_message_complete()
+                protocol.after_body(data[take:])
+        except httptools.HttpParserError:
+            raise
+        except Exception as exc:  # a limit refused in a callback (413): the parser's way
+            raise httptools.HttpParserCallbackError(str(exc)) from exc
+
     def should_keep_alive(self) -> bool:  # pragma: no cover - never asked mid-body
         return True

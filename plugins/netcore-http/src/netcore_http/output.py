@@ -2,11 +2,12 @@
 
 A producer (the WSGI host, the built-in app) appends response pieces here; small ones
 are collected and handed to the connection in one piece per batch (one ``send`` for
-every response of a pipelined read), large or streamed ones are handed on as they
-reach :data:`~netcore_http.request.STREAM_FLUSH`. Flow control is the connection's
-(``connection.send``, see ``netcore.reactor.base``): on a handler thread it waits while
-the peer is slow; on the I/O thread it returns False and the producer suspends until
-``resume_writing``. The producer never learns which of the two it is on.
+every response of a pipelined read), large ones are handed on as they reach
+:data:`~netcore_http.request.STREAM_FLUSH`, and each block of a body produced over
+time (a generator) as it comes (:meth:`ResponseOutput.stream`). Flow control is the
+connection's (``connection.send``, see ``netcore.reactor.base``): on a handler thread
+it waits while the peer is slow; on the I/O thread it returns False and the producer
+suspends until ``resume_writing``. The producer never learns which of the two it is on.
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ class ResponseOutput:
         if self.size < STREAM_FLUSH:
             return True
         return self.flush()
+
+    def stream(self, data: bytes) -> bool:
+        """Hand a block of a body produced over time to the connection now, after what is
+        collected before it; False: the producer must stop for now.
+
+        PEP 3333 forbids holding a block back: the app may wait before its next one (an
+        event stream, a progress report), and the client must have this one meanwhile.
+        """
+        parts = self.parts
+        if parts:
+            parts.append(data)
+            data = b"".join(parts)
+            parts.clear()
+            self.size = 0
+        return self.connection.send(data)
 
     def flush(self) -> bool:
         """Hand what is collected to the connection; False: output is above high water."""

@@ -56,7 +56,7 @@ from netcore.protocol import LATER, ConnectionClosed, Protocol
 
 from netcore_http import access as accesslog
 from netcore_http.body import RequestBodyError, SpooledBody, StreamedBody
-from netcore_http.chunked import ChunkedBody
+from netcore_http.chunked import ChunkedBody, LengthBody
 from netcore_http.hello import _HELLO_BODY, _NOT_FOUND_BODY, HelloTable
 from netcore_http.metrics import HttpFigures, http_figures
 from netcore_http.output import ResponseOutput
@@ -98,6 +98,8 @@ DRAIN_LIMIT = 1 << 20
 #: An extension method that is accepted: RFC 9110 token characters without lower case, 3
 #: to 20 long (gunicorn's defaults).
 _METHOD = re.compile(rb"[A-Z0-9!#$%&'*+.^_`|~-]{3,20}")
+#: The beginning of such a method, cut off by the end of a read.
+_METHOD_PREFIX = re.compile(rb"[A-Z0-9!#$%&'*+.^_`|~-]{1,19}")
 
 
 def _final_batch(batch: list) -> None:
@@ -133,6 +135,52 @@ class _MethodShim:
 
     def get_http_version(self) -> str:
         return self.parser.get_http_version()
+
+    def should_upgrade(self) -> bool:
+        return self.parser.should_upgrade()
+
+
+class _MethodPrefix:
+    """Stands in for the parser while an extension method is split across reads.
+
+    llhttp refuses the method's first bytes at once; the rest of it -- and the space
+    after it, which says where it ends -- is in a later read. What has arrived is kept
+    (at most the 20 bytes of a method) and parsed again with the next read in front.
+    """
+
+    __slots__ = ("protocol", "prefix")
+
+    def __init__(self, protocol: Any, prefix: bytes) -> None:
+        self.protocol, self.prefix = protocol, prefix
+
+    def feed_data(self, data: bytes) -> None:
+        self.protocol._feed_fresh(self.prefix + data)
+
+
+#: The last bytes of a read: letters llhttp could still be matching against its methods.
+_TRAILING_METHOD = re.compile(rb"[A-Z_-]{1,20}\Z")
+
+
+def _held_method_start(last_read: bytes) -> bool:
+    """Could llhttp hold the first bytes of a method from ``last_read``: does it end with
+    letters that begin a method llhttp knows (it keeps those without a callback)?"""
+    match = _TRAILING_METHOD.search(last_read, max(0, len(last_read) - 20))
+    if match is None:
+        return False
+    tail = match.group()
+    probe = httptools.HttpRequestParser(_NoCallbacks())
+    for start in range(len(tail)):
+        try:
+            probe.feed_data(tail[start:])
+        except httptools.HttpParserError:
+            probe = httptools.HttpRequestParser(_NoCallbacks())
+            continue
+        return True
+    return False
+
+
+class _NoCallbacks:
+    """A parser's protocol that wants no events: for probing what llhttp accepts."""
 
 
 def _request_start(data: bytes, batch: list, first: int, position: int = 0) -> int:
@@ -246,6 +294,8 @@ class HttpProtocol(Protocol):
     _asgi_later = False  # the batch's task outlived its handler: it calls job_finished
     _client_eof = False
     _upgrade_to: tuple | None = None
+    #: The last read llhttp took without refusing it (see _extension_method).
+    _last_read = b""
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
@@ -306,10 +356,11 @@ class HttpProtocol(Protocol):
             if self._takeover:
                 self._take_over(data, phase, 0)
             else:
-                self._refuse(self._reject_status or 400, self._reject_reason or str(exc))
+                self._refuse(*self._refusal(exc))
         else:
             if self._phase == HEAD:
                 self._partial_head(data)
+            self._last_read = data  # a reference, no copy: see _extension_method
         batch = self._batch
         if batch:
             self._batch = []
@@ -323,21 +374,24 @@ class HttpProtocol(Protocol):
         if self._upgrade_to is not None and not self._outstanding:
             self._switch()
 
-    def _upgrade(self, data: bytes = b"", exc: BaseException | None = None) -> None:
-        # The request is complete and queued. A WebSocket upgrade to an ASGI app waits
-        # for the responses before it (job_done) and then leaves the connection to the
-        # WebSocket protocol; anything else is answered as HTTP and the connection
-        # closed (what follows the head is not HTTP/1.1 any more).
+    def _upgrade(self, data: bytes, exc: BaseException) -> None:
+        """llhttp stopped after a request asking for ``Upgrade`` (complete and queued).
+
+        A WebSocket upgrade to an ASGI app waits for the responses before it (job_done)
+        and then leaves the connection to the WebSocket protocol. Any other upgrade is
+        not made, and RFC 9110 7.8 lets a server ignore it: the request is answered as
+        HTTP/1.1 and the connection stays HTTP/1.1, so parsing goes on after it. (Such a
+        request with a body never gets here: its body is counted out by chunked.py's
+        LengthBody, see ``_framed_head``.)
+        """
         batch = self._batch
+        offset = exc.args[0] if exc.args else len(data)
         if self.asgi is not None and batch and _wants_websocket(batch[-1]):
-            offset = exc.args[0] if exc is not None and exc.args else len(data)
             self._upgrade_to = (batch.pop(), data[offset:])
             self._broken = True
             self._special = True
             return
-        if batch:
-            batch[-1] = batch[-1][:MODE] + (CLOSE_MODE, None)
-        self._broken = True
+        self._feed_fresh(data[offset:])
 
     def _switch(self) -> None:
         """Every response before the upgrade is written: the WebSocket protocol takes over."""
@@ -361,16 +415,31 @@ class HttpProtocol(Protocol):
         Content-Length: :func:`_request_start`); its method is replaced by ``GET`` for a
         fresh parser -- request framing never depends on the method (RFC 9112 6.3) --
         and restored when the head completes (:class:`_MethodShim`). What cannot be
-        located (the read began inside a body, a method split across reads) stays a 400, as do methods that are not
+        located stays a 400 (none is known: a method cut off by the end of a read waits for
+        the rest, :class:`_MethodPrefix`), as do methods that are not
         tokens, contain lower case, or are longer than 20 characters (gunicorn's rules:
         case-folding proxies make lower-case methods a desync risk). After a chunked
         body the position is always known: chunked.py hands the rest to a new parser.
         """
-        start = _request_start(data, self._batch, first) if phase == IDLE else -1
+        upto = len(self._batch)
+        # A refused request whose head began in an earlier read had its method there,
+        # which llhttp would have refused then: only a method split across reads.
+        start = -1 if phase == HEAD and upto == first else self._start_after(data, phase, first, upto)
+        if start == 0 and phase == IDLE and not upto and _held_method_start(self._last_read):
+            # llhttp may hold the method's first bytes from the previous read: it takes
+            # "F" of "FOOBAR" for the start of FLUSH, and refuses only at "O" here. Where
+            # that read ended cannot be told from a body that ends with such letters, so
+            # the request is refused rather than served under a method cut short.
+            start = -1
         if start < 0:
             self._refuse(400, "Invalid method encountered")
             return
         space = data.find(b" ", start, start + 21)
+        if space < 0 and len(data) - start < 20 and _METHOD_PREFIX.fullmatch(data, start):
+            # The read ended inside the method: wait for the rest. (The connection's
+            # deadline is the keep-alive one, which bytes arriving do not move.)
+            self._parser = _MethodPrefix(self, data[start:])
+            return
         token = data[start:space]
         if space < 0 or not _METHOD.fullmatch(token):
             self._refuse(400, "Invalid method encountered")
@@ -392,7 +461,7 @@ class HttpProtocol(Protocol):
             if self._takeover:
                 self._take_over(data, IDLE, first)
             else:
-                self._refuse(self._reject_status or 400, self._reject_reason or str(exc))
+                self._refuse(*self._refusal(exc))
         else:
             if self._phase == HEAD:
                 self._partial_head(data)
@@ -409,8 +478,37 @@ class HttpProtocol(Protocol):
         # The requests completed in this read before the chunked one (a streamed chunked
         # request is in the batch already, as the last entry).
         upto = len(batch) - (1 if self._stream is not None and batch and batch[-1][4] is self._stream else 0)
+        start = self._start_after(data, phase, first, upto)
+        if phase == HEAD and upto == first:
+            end = start  # the request's own head began in an earlier read: where it ends
+        else:
+            end = data.find(b"\r\n\r\n", start) if start >= 0 else -1
+            end = end + 4 if end >= 0 else -1
+        if end < 0:
+            # Not located (a chunked request pipelined right behind a body in one read).
+            self._body = None
+            self._refuse(400, "request body could not be framed")
+            return
+        # Chunked (Content-Length 0), or the Content-Length body of an upgrade not made.
+        length = self._body_length
+        decoder = self._parser = LengthBody(self, length) if length else ChunkedBody(self)
+        try:
+            decoder.feed_data(data[end:])
+        except httptools.HttpParserError as exc:
+            self._refuse(*self._refusal(exc))
+
+    def _start_after(self, data: bytes, phase: int, first: int, upto: int) -> int:
+        """Where in ``data`` the request after ``batch[first:upto]`` (the requests this read
+        completed) begins, the read having begun in ``phase``; -1 if that is not known.
+
+        After a read that began inside a head, the head ends at the first CRLF CRLF of
+        the last bytes of the previous read and this one (llhttp accepts no other line
+        ending); after one that began inside a Content-Length body, where that body ends
+        (``_entry_left``). A head that began earlier and did not end in this read: where
+        it ends (the caller knows it is its own).
+        """
+        batch = self._batch
         position = 0
-        own_head = phase == HEAD and upto == first  # the chunked request's head began earlier
         if phase == HEAD:  # the first request of this read began in the previous one
             tail = self._head_tail
             head_end = (tail + data).find(b"\r\n\r\n")
@@ -422,24 +520,19 @@ class HttpProtocol(Protocol):
             position = self._entry_left
             if not self.streaming:
                 first += 1  # that request was completed (and batched) in this read
-        start = _request_start(data, batch[:upto], first, position) if position >= 0 else -1
-        end = data.find(b"\r\n\r\n", start) if start >= 0 else -1
-        end = end + 4 if end >= 0 else -1
-        if own_head and position >= 0:
-            end = position
-        if end < 0:
-            # Not located (a chunked request pipelined right behind a body in one read).
-            self._body = None
-            self._refuse(400, "chunked request could not be framed")
-            return
-        decoder = self._parser = ChunkedBody(self)
-        try:
-            decoder.feed_data(data[end:])
-        except httptools.HttpParserError as exc:
-            self._refuse(self._reject_status or 400, self._reject_reason or str(exc))
+        return _request_start(data, batch[:upto], first, position) if position >= 0 else -1
 
-    def after_chunked(self, rest: bytes) -> None:
-        """The chunked body ended (inside the decoder's feed): llhttp takes what follows."""
+    def _refusal(self, exc: BaseException) -> tuple[int, str]:
+        """The status and reason of a request llhttp (or a callback) refused."""
+        if self._reject_status:
+            return self._reject_status, self._reject_reason
+        reason = str(exc)
+        if reason == "Pause on PRI/Upgrade":  # HTTP/2's connection preface (prior knowledge)
+            return 505, "HTTP/2 is not supported"
+        return 400, reason
+
+    def after_body(self, rest: bytes) -> None:
+        """A body framed by chunked.py ended (inside its feed): llhttp takes what follows."""
         self._feed_fresh(rest)
 
     def _partial_head(self, data: bytes) -> None:
@@ -551,6 +644,7 @@ class HttpProtocol(Protocol):
             self._reject(413, "request body too large")
 
     def on_headers_complete(self) -> None:
+        url = self._url
         headers = self._headers
         hosts = 0
         total = 0
@@ -580,8 +674,10 @@ class HttpProtocol(Protocol):
             if hosts != 1 or largest > self._max_header_field or len(headers) > self._max_header_count \
                     or total + 4 * len(headers) > self._max_header_bytes:
                 self._check_head("1.1", headers, hosts, total, largest)
-            self._request = (parser.get_method(), self._url, "1.1", headers, b"",
+            self._request = (parser.get_method(), url, "1.1", headers, b"",
                              KEEP_ALIVE_11, None)
+            if url[0] != 47:  # not "/...": see _check_target
+                self._check_target()
             return
         self._framed_head(framing or (), headers, hosts, total, largest)
 
@@ -623,6 +719,8 @@ class HttpProtocol(Protocol):
         else:
             mode = CLOSE_MODE
         self._request = (parser.get_method(), self._url, version, headers, b"", mode, None)
+        if self._url[0] != 47:
+            self._check_target()
         if length or transfer_encodings:
             self._body_size = 0
             self._body_length = length
@@ -638,12 +736,38 @@ class HttpProtocol(Protocol):
                         self._special = True
                     else:
                         self.connection.write(CONTINUE)
-            if transfer_encodings:
+            if transfer_encodings or parser.should_upgrade():
                 # RFC 9112's chunk grammar, not llhttp's stricter one: chunked.py decodes
-                # the body; stopping llhttp here is how it hands over (_take_over).
+                # the body; stopping llhttp here is how it hands over (_take_over). So
+                # for the body of an Upgrade not made (a WebSocket handshake has no
+                # body), which llhttp would not frame at all (chunked.py says why).
                 self._takeover = True
                 raise _TakeOver
         # Without a body on_message_complete follows at once: the phase may stay HEAD.
+
+    def _check_target(self) -> None:
+        """A request target that is not origin-form (``/path?query``), checked at its head.
+
+        What an app could not make sense of is refused here, in order, as any bad
+        request is (the responses before it still go out): ``*`` is OPTIONS's alone
+        (RFC 9112 3.2.4), CONNECT's authority-form asks for a tunnel, which an origin
+        server does not make (501), and an absolute-form target must be a URL with a
+        scheme and a host that httptools can take apart (it is parsed again when the app
+        asks for the path). Origin-form, every common request, costs one byte's test.
+        """
+        method, url = self._request[0], self._request[1]
+        if method == b"CONNECT":
+            self._reject(501, "CONNECT is not supported")
+        if url == b"*":
+            if method != b"OPTIONS":
+                self._reject(400, "the target '*' is for OPTIONS only")
+            return
+        try:
+            parsed = httptools.parse_url(url)
+        except httptools.HttpParserInvalidURLError:
+            parsed = None
+        if parsed is None or not parsed.schema or not parsed.host:
+            self._reject(400, "invalid request target")
 
     def _start_stream(self, expect: bool) -> None:
         """Hand the request to the app now; its body follows through a StreamedBody."""
@@ -772,7 +896,13 @@ class HttpProtocol(Protocol):
             if state == SUSPENDED:
                 self._rest = []
             return state
+        # A last request whose body is still arriving: the responses before it go out
+        # before its app runs, which may wait for that body (and whose first read may
+        # send a 100 Continue): a complete response never waits for a later request.
+        streamed = len(batch) - 1 if type(batch[-1][4]) is StreamedBody else -1
         for index, request in enumerate(batch):
+            if index == streamed and output.parts:
+                output.flush()
             state = respond(output, request)
             if state:
                 if state == SUSPENDED:
@@ -931,14 +1061,15 @@ def _hello_handler(limits: Limits, figures: HttpFigures | None = None
         else:
             out = []
             state = DONE
-            for method, url, _, _, _, mode, error in batch:
+            for request in batch:
+                method, url, _, _, _, mode, error = request
                 if error:
                     out.append(error_response(*error))
                     state = CLOSE
                     if counting:
                         count(by_class[error[0] // 100])
                     if access is not None:
-                        access.record((method, url, "1.1", ()), error[0], error_body_length(*error), 0.0,
+                        access.record(request, error[0], error_body_length(*error), 0.0,
                                       accesslog.peer_address(protocol.connection.peer))
                     break
                 found = (method == b"GET" or method == b"HEAD") and (url == b"/" or url[:2] == b"/?")
@@ -946,8 +1077,8 @@ def _hello_handler(limits: Limits, figures: HttpFigures | None = None
                 out.append(response)
                 if counting:
                     count(ok if found else missing)
-                if access is not None:
-                    access.record((method, url, "1.1", ()), 200 if found else 404,
+                if access is not None:  # the request itself: its Referer and User-Agent too
+                    access.record(request, 200 if found else 404,
                                   0 if method == b"HEAD" else len(_HELLO_BODY if found else _NOT_FOUND_BODY),
                                   now, accesslog.peer_address(protocol.connection.peer))
                 if mode == CLOSE_MODE:

@@ -7,15 +7,20 @@ asks of a server and where it is done here:
 
 * headers are sent with the first non-empty body string (or at the end), so an app may
   still call ``start_response`` again with ``exc_info`` until then;
+* no block is held back ("Buffering and Streaming"): a list or tuple is collected (its
+  blocks all exist already), but each block of any other iterable (a generator) and
+  each ``write()`` goes to the connection as it comes, since the app may wait before
+  the next;
 * the response is framed by the server: the app's Content-Length is enforced (a short
   body closes the connection), a one-item list gets a Content-Length, anything else is
-  chunked on HTTP/1.1 and close-delimited on HTTP/1.0; HEAD, 1xx, 204 and 304 carry no
-  body;
+  chunked on HTTP/1.1 and close-delimited on HTTP/1.0; HEAD, 204 and 304 carry no
+  body, and a 204 no Content-Length (RFC 9110 8.6);
 * ``close()`` of the app's iterable is called exactly once, whatever happened: the
   response finished, the app failed, or the client vanished;
 * an app error before the headers went out is a 500; after, the connection closes so
   the client sees a truncated response rather than a wrong one. A status or header
-  containing CR or LF is refused by ``start_response`` (a 500), never sent.
+  containing CR or LF is refused by ``start_response`` (a 500), never sent, and so is
+  a 1xx status: it is not a final response, and a client would wait for one forever.
 """
 
 from __future__ import annotations
@@ -175,6 +180,10 @@ def _check_start(status: Any, headers: list) -> tuple:
         raise ValueError(f"WSGI status must be a str like '200 OK', not {status!r}")
     if "\r" in status or "\n" in status:
         raise ValueError("WSGI status contains CR or LF")
+    code = int(status[:3])
+    if code < 200:
+        # Interim (1xx): sent as the answer, it leaves the client waiting for the real one.
+        raise ValueError(f"WSGI status {status!r} is not a final status (1xx is interim)")
     length = None
     has_date = False
     closes = False
@@ -190,6 +199,9 @@ def _check_start(status: Any, headers: list) -> tuple:
             length = int(value)
             if length < 0:
                 raise ValueError("negative Content-Length")
+            if code == 204:
+                length = None
+                continue  # RFC 9110 8.6: never in a 204 (a 304 may carry it: the 200's length)
         elif lower == "date":
             has_date = True
         elif lower == "connection":
@@ -200,7 +212,7 @@ def _check_start(status: Any, headers: list) -> tuple:
             raise ValueError(f"hop-by-hop header {name!r} is the server's business (PEP 3333)")
         lines += (name, ": ", value, "\r\n")
     prefix = "".join(lines).encode("latin-1") + _SERVER_LINE
-    return status, int(status[:3]), prefix, length, has_date, closes
+    return status, code, prefix, length, has_date, closes
 
 
 def _length_line(length: int) -> bytes:
@@ -276,7 +288,7 @@ class Call:
             raise AssertionError("write() before start_response()")
         piece = self.frame(data)
         if piece:
-            self.output.emit(piece)  # on the I/O thread a stream cannot stop inside write()
+            self.output.stream(piece)  # on the I/O thread a stream cannot stop inside write()
 
     # -- framing -----------------------------------------------------------------------------
     def frame(self, chunk: bytes) -> bytes:
@@ -545,7 +557,10 @@ class WsgiHost:
                         return state
                 iterator = call.iterator = iter(result)
             frame = call.frame
-            emit = output.emit
+            # A list or tuple has all its blocks already: they are collected. Any other
+            # iterable may produce them over time (an event stream waits between events),
+            # and PEP 3333 forbids holding one back: each goes to the connection now.
+            emit = output.emit if isinstance(call.result, (list, tuple)) else output.stream
             for chunk in iterator:
                 data = frame(chunk)
                 if data and not emit(data):
@@ -633,7 +648,9 @@ _LINES_MAX = 1024
 
 def _request_line(method: bytes, url: bytes, version: str) -> dict[str, str]:
     if url[:1] == b"/":
-        path, _, query = url.partition(b"?")
+        # A fragment has no place in a request target (RFC 9112 3.2); one sent anyway is
+        # left out of the path and query, as httptools.parse_url does for absolute-form.
+        path, _, query = (url.partition(b"#")[0] if b"#" in url else url).partition(b"?")
     elif url == b"*":
         path, query = b"*", b""
     else:  # absolute-form (a proxy request): the path and query of the URL
