@@ -21,7 +21,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from netcore.reactor.loop import EventLoop
 from netcore.reactor.poller import EVENT_READ
@@ -69,22 +69,29 @@ class Worker:
         self.reaped = False
 
 
-def _child(acceptor, listeners, slot: int, poller: str, report_fd: int, control_fd: int) -> None:
+def answer_and_close(_loop: EventLoop, stats: WorkerStats) -> Callable[[socket.socket, Any], None]:
+    """The default worker: one byte for every connection, then close it."""
+
+    def on_connection(sock: socket.socket, _peer: Any) -> None:
+        stats.connections_accepted += 1
+        try:
+            sock.send(REPLY)
+        except OSError:
+            stats.errors += 1
+        sock.close()
+        stats.connections_closed += 1
+
+    return on_connection
+
+
+def _child(acceptor, listeners, slot: int, poller: str, report_fd: int, control_fd: int, serve) -> None:
     """The worker: runs in the child and never returns (``os._exit``)."""
     code = 1
     try:
         acceptor.worker_forked(listeners, slot)
         loop = EventLoop(make_poller(poller), name=f"worker-{slot}")
         stats = WorkerStats(worker=slot, pid=os.getpid())
-
-        def on_connection(sock: socket.socket, _peer: Any) -> None:
-            stats.connections_accepted += 1
-            try:
-                sock.send(REPLY)
-            except OSError:
-                stats.errors += 1
-            sock.close()
-            stats.connections_closed += 1
+        on_connection = serve(loop, stats)
 
         def on_control(_mask: int) -> None:
             os.read(control_fd, 64)
@@ -115,9 +122,21 @@ def _child(acceptor, listeners, slot: int, poller: str, report_fd: int, control_
 
 
 class Herd:
-    """``with Herd("mutex", workers=4) as herd: herd.stream(400); stats = herd.stop()``."""
+    """``with Herd("mutex", workers=4) as herd: herd.stream(400); stats = herd.stop()``.
 
-    def __init__(self, acceptor: str, workers: int, poller: str = "epoll-lt", backlog: int = 1024) -> None:
+    ``serve(loop, stats)`` makes each child's ``on_connection`` (default: answer one
+    byte and close); it must count ``stats.connections_accepted``.
+    """
+
+    def __init__(
+        self,
+        acceptor: str,
+        workers: int,
+        poller: str = "epoll-lt",
+        backlog: int = 1024,
+        serve: Callable[[EventLoop, WorkerStats], Callable[[socket.socket, Any], None]] = answer_and_close,
+    ) -> None:
+        self.serve = serve
         self.acceptor_name = acceptor
         self.poller = poller
         self.acceptor = make_acceptor(acceptor)
@@ -152,7 +171,7 @@ class Herd:
             for other in self.workers:  # another worker's pipes are not this child's business
                 os.close(other.report_fd)
                 os.close(other.control_fd)
-            _child(self.acceptor, listeners, slot, self.poller, report_w, control_r)
+            _child(self.acceptor, listeners, slot, self.poller, report_w, control_r, self.serve)
         os.close(report_w)
         os.close(control_r)
         worker = Worker(pid, slot, report_r, control_w)

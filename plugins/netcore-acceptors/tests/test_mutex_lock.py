@@ -42,3 +42,28 @@ def test_the_record_lock_keeps_another_process_out_until_released():
         assert lock.holder_pid() is None
     finally:
         lock.close()
+
+
+def test_ringing_a_helper_that_has_returned_does_not_break_the_stop(loop):
+    # The race under load: stop() sets the stop flag, then rings the helper; a helper
+    # woken in between for another reason sees the flag, returns and closes its end of
+    # the pipe, and the ring's write fails with EPIPE. That error broke off the worker's
+    # stop (the worker never exited). Here the helper returns first, deterministically.
+    from netcore.stats import WorkerStats
+    from netcore_acceptors.mutex import MutexAcceptor
+
+    acceptor = MutexAcceptor(config=None)
+    listeners = acceptor.bind(["127.0.0.1:0"], 16)
+    try:
+        acceptor.start(loop, listeners, lambda sock, _peer: sock.close(), WorkerStats())
+        turn = acceptor.turns[0]
+        turn.stopped.set()
+        turn._ring()
+        turn._thread.join(10)
+        assert not turn._thread.is_alive()
+        turn.stopped.clear()  # the helper has returned on the flag; now the stop itself
+        turn._ring()  # no reader left: must not raise
+        acceptor.stop_accepting()  # the loop is not running: stops the turn here
+        assert all(channel.closed for channel in turn.channels)
+    finally:
+        acceptor.close(listeners)
