@@ -403,7 +403,9 @@ def checked_server(host: PluginHost, config: Any, *, bind_check: bool = True) ->
     ``netcore serve`` runs it before serving, ``netcore serve --check-config`` and
     ``netcore config`` run it and stop: the three can never disagree about what is valid
     (the settings, the combination, the protocol's settings, the application's import,
-    the addresses as the acceptor binds them).
+    the scheme's own checks, the addresses as the acceptor binds them and their TLS and
+    PROXY layers). ``bind_check``: one of the two that stop; what a running server holds
+    (:class:`~netcore.errors.InUse`: its address, its pid file) is then only noted.
     """
     from netcore.assembly import assemble
     from netcore.checks import check_addresses
@@ -414,16 +416,12 @@ def checked_server(host: PluginHost, config: Any, *, bind_check: bool = True) ->
     assembly = assemble(host, config)
     host.hook.netcore_configure(config=config)
     server = Server(assembly, host.hook)  # imports the application: a broken one fails here
-    _check_operations(server)
+    _check_operations(server, check_only=bind_check)
     if bind_check:
-        # serve itself binds for real next (an fd:// socket must not be closed first)
+        # serve itself binds for real next (an fd:// socket must not be closed first), and
+        # then builds the accept layers, reading the TLS files: check_addresses does both,
+        # with serve's own code
         check_addresses(server)
-        if config.get("certfile"):
-            # and reads the TLS files once it has bound: a wrong password, a key that does
-            # not match the certificate, a bad cipher list are refused here as there
-            from netcore.reactor.tls import build_context
-
-            build_context(config)
     return server
 
 
@@ -443,11 +441,14 @@ def cmd_serve(host: PluginHost, args: argparse.Namespace) -> int:
     # What a HUP re-reads (the same sources, resolved again): see netcore_dispatch.deploy.
     server.reconfigure = lambda: resolve_config(host, args)
     server.run()
-    return 0
+    return server.exit_status  # 1 after a reactor loop died: a supervisor restarts it
 
 
-def _check_operations(server) -> None:
-    """The operations settings that only some schemes honour, and the identity to switch to."""
+def _check_operations(server, check_only: bool = False) -> None:
+    """The operations settings that only some schemes honour, the identity to switch to,
+    and the scheme's own checks (``Dispatcher.check``: a master's pid file)."""
+    from netcore.checks import note
+    from netcore.errors import InUse
     from netcore.privileges import check_identity
 
     config = server.config
@@ -455,6 +456,14 @@ def _check_operations(server) -> None:
     if config.get("reload") and not getattr(server.dispatcher, "supports_reload", False):
         raise SettingError("reload", "true", "only under a master (--dispatch prefork or prefork-blocking; "
                            "--workers 1 is enough for development)", "--reload")
+    check = getattr(server.dispatcher, "check", None)  # a dispatcher not derived from Dispatcher has none
+    try:
+        if check is not None:
+            check(server)
+    except InUse as exc:
+        if not check_only:
+            raise
+        note(exc)
 
 
 #: The working directory before ``--chdir`` moved it: a USR2 successor starts from here

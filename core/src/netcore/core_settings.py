@@ -12,7 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from netcore import hookimpl
-from netcore.layer_settings import add_layer_settings
+from netcore.layer_settings import MAX_DURATION, add_layer_settings
 
 if TYPE_CHECKING:
     from netcore.plugins import PluginHost
@@ -23,6 +23,9 @@ DEFAULT_BIND = "127.0.0.1:2007"
 #: Preferred pollers, best first: epoll where it exists, else poll, else select.
 POLLER_PREFERENCE = ("epoll-lt", "poll", "select")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+#: Upper bound (seconds) of the two durations that may legitimately be long
+#: (graceful_timeout, timeout): a day. The others have MAX_DURATION, an hour.
+MAX_LONG_DURATION = 86400.0
 
 
 def default_backlog() -> int:
@@ -109,12 +112,16 @@ class CorePlugin:
         add("backlog", "int", _default_backlog,
             "accept-queue length passed to listen() (default: the kernel's somaxconn)",
             minimum=1, maximum=2**31 - 1, metavar="N")
+        # Every duration has an upper bound, as every other number has: a value no one
+        # means (inf, 1e12) is refused at start in one line instead of reaching a poller
+        # or a socket time-out, which cannot take it. A day for the two that may
+        # legitimately be long (long downloads or WebSockets to drain; long requests).
         add("graceful_timeout", "float", 30.0,
             "seconds a graceful stop (TERM) waits for in-flight work before closing connections",
-            minimum=0, metavar="SECONDS")
+            minimum=0, maximum=MAX_LONG_DURATION, metavar="SECONDS")
         add("timeout", "float", 30.0,
             "process schemes: a worker silent for this many seconds (a handler stuck in a loop) is "
-            "killed and replaced; 0: never", minimum=0, metavar="SECONDS")
+            "killed and replaced; 0: never", minimum=0, maximum=MAX_LONG_DURATION, metavar="SECONDS")
         add("max_requests", "int", 0,
             "process schemes: a worker that has served this many requests is replaced gracefully "
             "(a remedy for leaks); 0: never", minimum=0, metavar="N")
@@ -131,7 +138,7 @@ class CorePlugin:
             minimum=0, metavar="BYTES")
         add("linger_timeout", "float", 2.0,
             "seconds a closing connection waits for the peer's FIN after sending its own",
-            minimum=0, metavar="SECONDS")
+            minimum=0, maximum=MAX_DURATION, metavar="SECONDS")
         add("log_format", "choice", _default_log_format,
             "log rendering on stderr: console (default on a terminal) or json lines",
             choices=("console", "json"))
@@ -185,4 +192,4 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-__all__ = ["CorePlugin", "DEFAULT_BIND", "default_backlog", "usable_cpus"]
+__all__ = ["MAX_LONG_DURATION", "CorePlugin", "DEFAULT_BIND", "default_backlog", "usable_cpus"]

@@ -31,6 +31,10 @@ class Dispatcher:
     #: Handlers run on threads other than the connection's I/O thread
     #: (``server.concurrency.handler_threads``).
     handler_threads = False
+    #: The ``workers`` setting sizes this scheme (its loops, threads or processes), and
+    #: ``server.started`` reports it. False for a scheme with one loop or accepting thread
+    #: whatever ``--workers`` says: ``server.started`` then says 1, what serves.
+    uses_workers = True
 
     def __init__(self, config: Config, registration: Registration | None = None) -> None:
         self.config = config
@@ -47,6 +51,12 @@ class Dispatcher:
     def scheme(self) -> int | None:
         """The essay's scheme number, from the registration."""
         return None if self.registration is None else self.registration.scheme
+
+    def check(self, server: Server) -> None:
+        """Before anything is bound, under ``serve`` and ``--check-config`` alike: refuse
+        (:class:`~netcore.errors.UsageError`, one line) what this scheme cannot start with;
+        :class:`~netcore.errors.InUse` for what a running server holds, which
+        ``--check-config`` only notes. Default: nothing to check."""
 
     def serve(self, server: Server) -> str:
         """Serve until stopped; return the reason (``"signal SIGTERM"``)."""

@@ -22,3 +22,9 @@ class SettingError(UsageError):
 
 class AssemblyError(UsageError):
     """The selected implementations cannot work together, or one of them cannot load."""
+
+
+class InUse(UsageError):
+    """What the configuration names is held by a running server: an address listened on,
+    a pid file naming a live master. ``serve`` refuses to start; ``--check-config`` only
+    notes it, since during a deploy the running server holds exactly these."""

@@ -14,6 +14,9 @@ from typing import Any, Callable
 CERT_REQS = ("none", "optional", "required")
 TLS_VERSIONS = ("1.2", "1.3")
 PROXY_MODES = ("off", "v1", "v2", "any")
+#: Upper bound (seconds) of a duration setting of the host's (the time-outs of the two
+#: handshakes here, linger_timeout): an hour, as the http protocol's time-outs have.
+MAX_DURATION = 3600.0
 #: Where a PROXY header is believed from by default: this machine only.
 DEFAULT_PROXY_ALLOW = ["127.0.0.0/8", "::1/128"]
 
@@ -42,7 +45,7 @@ def add_layer_settings(add: Callable[..., Any]) -> None:
         metavar="NAME")
     add("tls_handshake_timeout", "float", 10.0,
         "seconds a TLS handshake may take before its connection is closed", minimum=0.001,
-        metavar="SECONDS")
+        maximum=MAX_DURATION, metavar="SECONDS")
     add("proxy_protocol", "choice", "off",
         "PROXY protocol header before anything else: off, v1 or v2 (required), any (either, optional)",
         choices=PROXY_MODES)
@@ -50,7 +53,7 @@ def add_layer_settings(add: Callable[..., Any]) -> None:
         "networks a PROXY header is accepted from (CIDR); others are refused when a header is "
         "required and served as themselves under any", metavar="NET")
     add("proxy_timeout", "float", 5.0, "seconds the PROXY header may take to arrive", minimum=0.001,
-        metavar="SECONDS")
+        maximum=MAX_DURATION, metavar="SECONDS")
 
 
-__all__ = ["CERT_REQS", "DEFAULT_PROXY_ALLOW", "PROXY_MODES", "TLS_VERSIONS", "add_layer_settings"]
+__all__ = ["CERT_REQS", "DEFAULT_PROXY_ALLOW", "MAX_DURATION", "PROXY_MODES", "TLS_VERSIONS", "add_layer_settings"]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
@@ -21,6 +23,7 @@ from netcore.notify import notify
 from netcore.privileges import switch_identity
 from netcore.reactor.admission import build_accept_layers
 from netcore.reactor.drain import close_door
+from netcore.reactor.threads import start_thread
 from netcore.reactor.worker import ReactorWorker
 from netcore.stats import WorkerStats, summarize
 
@@ -35,6 +38,25 @@ log = structlog.get_logger("netcore.server")
 STOP_SIGNALS = ((signal.SIGTERM, True), (signal.SIGINT, False), (signal.SIGQUIT, False))
 #: Reload signals: a process scheme's master acts on them; anyone else logs and ignores them.
 RELOAD_SIGNALS = (signal.SIGHUP, signal.SIGUSR2)
+#: The other signals only a master acts on: USR1 (passed to its workers, which reopen
+#: their log files), TTIN and TTOU (one worker more, one fewer). Their default actions
+#: kill (USR1: logrotate's postrotate sends it) or stop (TTIN, TTOU: a frozen server whose
+#: clients hang until SIGCONT) the process, so an in-process server logs and ignores them
+#: -- USR1 unless something of its own reopens on it (the http access log file installs
+#: its handler over this one).
+MASTER_ONLY_SIGNALS = (signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU)
+#: Why an in-process server ignores each, for ``server.signal_ignored``.
+IGNORED_BECAUSE = {
+    signal.SIGHUP: "restart to reload (process schemes reload in place)",
+    signal.SIGUSR2: "restart to reload (process schemes reload in place)",
+    signal.SIGUSR1: "nothing to reopen (the http protocol's access_log_file reopens on it)",
+    signal.SIGTTIN: "one worker more or fewer is a master's (--dispatch prefork)",
+    signal.SIGTTOU: "one worker more or fewer is a master's (--dispatch prefork)",
+}
+#: Seconds a fast stop (INT, QUIT) leaves a process before it is ended whatever it is
+#: doing: a master SIGKILLs a worker still alive then (and one that got SIGABRT after a
+#: heartbeat time-out), an in-process server ends itself (:meth:`Server._stop_watchdog`).
+KILL_GRACE = 1.0
 
 
 @attrs.frozen
@@ -108,6 +130,11 @@ class Server:
         self.listeners_shared = False
         self.worker_stats: list[WorkerStats] = []
         self.pid = os.getpid()
+        #: What ``netcore serve`` exits with: 1 once a reactor loop has died (:meth:`loop_failed`).
+        self.exit_status = 0
+        #: Taken by whoever writes ``server.stopped``: the main thread at the end of a run,
+        #: or the stop watchdog once a fast stop is overdue -- the event is written once.
+        self._stopped_claim = threading.Lock()
 
     def _concurrency(self) -> Concurrency:
         dispatcher = self.dispatcher
@@ -267,6 +294,11 @@ class Server:
         # connections; a restart does it (under systemd socket activation, refusing no one).
         for signum in RELOAD_SIGNALS:
             previous[signum] = signal.signal(signum, self._on_reload_signal)
+        # USR1, TTIN and TTOU kill or freeze a process by default; the same handler logs
+        # and ignores them (see MASTER_ONLY_SIGNALS). A master replaces it with its own
+        # and a plugin that reopens a file on USR1 installs its own over it, both later.
+        for signum in MASTER_ONLY_SIGNALS:
+            previous[signum] = signal.signal(signum, self._on_reload_signal)
         try:
             return self._run()
         finally:
@@ -284,7 +316,8 @@ class Server:
     def reload_in_place(self, signum: int) -> None:
         """What HUP does where no generation of workers is replaced (an in-process scheme,
         or the forking scheme's parent, whose children fork from it): the TLS certificate
-        read again; USR2, or HUP without TLS, is logged and ignored. Not a signal handler."""
+        read again; USR2, or HUP without TLS, is logged and ignored, as are the other
+        signals only a master acts on (USR1, TTIN, TTOU). Not a signal handler."""
         if signum == signal.SIGHUP and self.has_tls():
             self._reload_tls_in_place(signum)
         else:
@@ -328,8 +361,8 @@ class Server:
     def _log_ignored(self, signum: int) -> None:
         name = signal.Signals(signum).name
         log.warning("server.signal_ignored", signal=name,
-                    reason=f"{name} ignored under {self.config.dispatch}: restart to reload "
-                           "(process schemes reload in place)")
+                    reason=f"{name} ignored under {self.config.dispatch}: "
+                           f"{IGNORED_BECAUSE.get(signum, 'not acted on here')}")
 
     def _on_stop_signal(self, signum: int, _frame: Any) -> None:
         graceful = dict(STOP_SIGNALS)[signum]
@@ -353,12 +386,95 @@ class Server:
         # /readyz fails from here on, so that a balancer stops sending before connections close.
         self.ready = False
         self._stopping = "graceful" if graceful else "fast"
+        if not graceful and self._ends_itself():
+            self._start_stop_watchdog(reason)
         if not self._in_worker_process:
             notify("STOPPING=1")
         if graceful and not self._in_worker_process and not self.listeners_shared:
             self._close_door()
         assert self._stop_handler is not None
         self._stop_handler(reason, graceful)
+
+    def loop_failed(self, loop: Any, exc: BaseException) -> str:
+        """A reactor loop died of an exception nothing on its path caught (a poller that
+        refused its time-out, a bug in code run on the loop's own path): what it served,
+        nobody serves now. A process left holding the listeners would be an outage that no
+        supervisor notices, so the server stops and exits 1 -- systemd's
+        ``Restart=on-failure`` then starts it again. This logs ``server.loop_failed`` with
+        the traceback and sets :attr:`exit_status`; the dispatcher stops what is left
+        (:meth:`request_stop`) and ends with the reason returned here. Any thread.
+
+        A worker process under a master does not come here: its loop's exception ends the
+        worker (``worker.failed``, exit 1) and the master replaces it.
+        """
+        self.exit_status = 1
+        name = getattr(loop, "name", "?")
+        log.error("server.loop_failed", loop=name, pid=os.getpid(), exc_info=exc)
+        return f"loop {name} failed: {type(exc).__name__}: {exc}"
+
+    def _ends_itself(self) -> bool:
+        """True for the process of an in-process scheme, which nobody ends if its stop does
+        not finish: a master's worker is SIGKILLed by its master, and a master (or the
+        forking parent) waits only for its children, which it kills itself."""
+        return not self._in_worker_process and not self.concurrency.multiprocess
+
+    def _start_stop_watchdog(self, reason: str) -> None:
+        """Bound this fast stop to :data:`KILL_GRACE`, as a master bounds its workers'.
+        Once, at the first fast stop; maybe inside a signal handler (a thread start only)."""
+        # A thread, not a timer on the loop or a SIGALRM handler: what the stop would wait
+        # for is a handler holding the loop's thread (or a thread the dispatcher joins),
+        # and Python can neither interrupt a function running in a thread nor run a signal
+        # handler while the main thread is inside a C call. This thread runs as soon as the
+        # held one lets go of the GIL, which every blocking call does (sleep, I/O, a lock)
+        # and pure Python code does every few milliseconds.
+        start_thread(self._stop_watchdog, reason, name="netcore-stop-watchdog")
+
+    def _stop_watchdog(self, reason: str) -> None:
+        time.sleep(KILL_GRACE)  # a daemon thread: gone with a process that exits in time
+        # Still here, the process did not finish its fast stop: end it, as a master ends
+        # such a worker. Not with SIGKILL, though, which would exit 137 with nothing said:
+        # this process can still say it, so it exits as a fast stop is documented to
+        # (server.stopped, status 0; 1 after a failed loop). What the normal exit does
+        # after the event is skipped: the plugins' netcore_server_stopped, the removal of
+        # a unix: socket's file (the next start reuses a stale one).
+        try:
+            claimed = self._stopped_claim.acquire(blocking=False)
+            writer = threading.Thread(target=self._finish_overdue_stop, args=(reason, claimed),
+                                      name="netcore-stop-writer", daemon=True)
+            writer.start()
+            # stderr itself may be what holds the process (a pipe nobody reads): the events
+            # are then lost, not the exit.
+            writer.join(KILL_GRACE)
+        finally:
+            os._exit(self.exit_status)
+
+    def _finish_overdue_stop(self, reason: str, claimed: bool) -> None:
+        """The stop watchdog's last words: ``server.stop_overdue``, and ``server.stopped``
+        unless the main thread wrote it already (then something after it held the exit: a
+        thread the interpreter joins)."""
+        try:
+            log.warning("server.stop_overdue", reason=reason, waited=KILL_GRACE,
+                        detail=f"still running {KILL_GRACE:g} s after the fast stop (a handler that does "
+                               "not return): the process exits without waiting for it")
+            if claimed:
+                log.info("server.stopped", reason=reason, stats=summarize(self._stats_now()))
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+
+    def _stats_now(self) -> list[WorkerStats]:
+        """The counters for a ``server.stopped`` written before the dispatcher reported
+        them all: the reported ones, then those of every live worker and of the live stats."""
+        stats = list(self.worker_stats)
+        seen = {id(s) for s in stats}
+        for item in [*self._live_stats, *(getattr(w, "stats", None) for w in list(self._live_workers))]:
+            if item is not None and id(item) not in seen:
+                seen.add(id(item))
+                stats.append(item)
+        return stats
 
     def _close_door(self) -> None:
         """A graceful stop of the whole server: let no new client in, keep the queued ones
@@ -385,7 +501,9 @@ class Server:
                 dispatch=config.dispatch,
                 acceptor=config.acceptor,
                 protocol=config.protocol,
-                workers=config.workers,
+                # What serves, not the setting: --workers sizes only the schemes that
+                # have several loops, threads or processes (Dispatcher.uses_workers).
+                workers=config.workers if getattr(self.dispatcher, "uses_workers", True) else 1,
                 pid=self.pid,
             )
             self.hook.netcore_server_started(server=self)
@@ -403,6 +521,10 @@ class Server:
                 self._metrics_listener.close()
                 self._metrics_listener = None
             self.acceptor.close(self.listeners)
+        if not self._stopped_claim.acquire(blocking=False):
+            # The stop watchdog found this fast stop overdue and writes server.stopped
+            # itself; it ends the process within KILL_GRACE (os._exit), not this thread.
+            threading.Event().wait()
         log.info("server.stopped", reason=reason, stats=summarize(self.worker_stats))
         self.hook.netcore_server_stopped(server=self, reason=reason)
         return reason

@@ -158,21 +158,16 @@ def proxy_policy(config: Any) -> ProxyPolicy | None:
     return ProxyPolicy(mode=config.proxy_protocol, networks=tuple(networks), timeout=config.proxy_timeout)
 
 
-def build_accept_layers(config: Any, listeners: list[Any]) -> AcceptLayers | None:
-    """The layers of every listener, or None when no listener has any (plaintext path).
-
-    TLS listeners: those whose ``bind`` address was written ``tls:ADDR``; if none was,
-    every listener once ``certfile`` is set. A ``tls:`` address without a certificate,
-    or one an acceptor could not mark (it made its own sockets), is an error at start:
-    never plaintext silently where TLS was asked for.
+def accept_settings(config: Any) -> tuple[int, ProxyPolicy | None, ssl.SSLContext | None]:
+    """What :func:`build_accept_layers` refuses whatever the listeners are: a ``tls:``
+    address or a TLS setting without ``certfile``, certificate files that do not load, a
+    bad ``proxy_allow_from``. Returns the number of ``tls:`` addresses, the PROXY policy
+    and the TLS context. ``--check-config`` runs it alone where the addresses could not
+    be bound (the running server holds them), so that it still refuses what serve would.
     """
     marked = sum(1 for text in config.bind if str(text).startswith("tls:"))
     if marked and not config.certfile:
         raise SettingError("certfile", "", "a certificate (PEM): the tls: addresses of bind need one")
-    flagged = sum(1 for listener in listeners if getattr(listener, "tls", False))
-    if marked and flagged < marked:
-        raise UsageError(f"setting 'acceptor': '{config.acceptor}' cannot tell tls: listeners from "
-                         "plaintext ones; mark no address tls: (certfile then makes every listener TLS)")
     proxy = proxy_policy(config)
     context = None
     if config.certfile:
@@ -181,6 +176,22 @@ def build_accept_layers(config: Any, listeners: list[Any]) -> AcceptLayers | Non
         context = build_context(config)
     elif config.keyfile or config.cert_reqs != "none":
         raise SettingError("certfile", "", "a certificate (PEM): keyfile and cert_reqs are TLS settings")
+    return marked, proxy, context
+
+
+def build_accept_layers(config: Any, listeners: list[Any]) -> AcceptLayers | None:
+    """The layers of every listener, or None when no listener has any (plaintext path).
+
+    TLS listeners: those whose ``bind`` address was written ``tls:ADDR``; if none was,
+    every listener once ``certfile`` is set. A ``tls:`` address without a certificate,
+    or one an acceptor could not mark (it made its own sockets), is an error at start:
+    never plaintext silently where TLS was asked for.
+    """
+    marked, proxy, context = accept_settings(config)
+    flagged = sum(1 for listener in listeners if getattr(listener, "tls", False))
+    if marked and flagged < marked:
+        raise UsageError(f"setting 'acceptor': '{config.acceptor}' cannot tell tls: listeners from "
+                         "plaintext ones; mark no address tls: (certfile then makes every listener TLS)")
     if context is None and proxy is None:
         return None
     timeout = config.tls_handshake_timeout

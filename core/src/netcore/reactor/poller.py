@@ -30,6 +30,12 @@ EVENT_CLOSING = EVENT_ERROR | EVENT_RDHUP
 #: Only pollers with :attr:`Poller.supports_exclusive` accept it, and only in
 #: :meth:`Poller.register`; the others refuse it with :class:`PollerFlagError`.
 EVENT_EXCLUSIVE = getattr(_select, "EPOLLEXCLUSIVE", 1 << 28)
+#: The longest wait (seconds) a poller hands the kernel; a longer ``timeout`` is cut to
+#: it. poll(2) and epoll_wait(2) take at most 2**31-1 ms (24.8 days) and select(2) a
+#: time_t: past that CPython raises OverflowError, which would kill the loop for one far
+#: deadline (a time-out of 1e12 s did). Waking once an hour to find the timer not yet
+#: due costs nothing; the loop then waits again.
+MAX_POLL_TIMEOUT = 3600.0
 
 
 class PollerLimitError(ValueError):
@@ -71,6 +77,10 @@ class Poller:
     max_fd: int | None = None
     #: True if :meth:`register` accepts :data:`EVENT_EXCLUSIVE`.
     supports_exclusive: bool = False
+    #: True if :data:`EVENT_RDHUP` may be asked for without :data:`EVENT_READ` and is then
+    #: reported (EPOLLRDHUP, Linux's POLLRDHUP): a connection whose reading is paused still
+    #: learns that its peer closed. select cannot tell.
+    reports_rdhup: bool = False
 
     def register(self, fd: int, events: int) -> None:
         """Start watching ``fd`` for ``events``. Raises :class:`PollerLimitError` past :attr:`max_fd`.
@@ -96,6 +106,10 @@ class Poller:
 
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         """Wait up to ``timeout`` seconds (None: forever, 0: not at all) for readiness.
+
+        Any ``timeout`` >= 0 is taken, ``inf`` included: a poller waits at most
+        :data:`MAX_POLL_TIMEOUT` and returns an empty list then, so that a far deadline
+        can never make the kernel call (and with it the loop) fail.
 
         Returns ``(fd, mask)`` pairs, mask made of EVENT_READ, EVENT_WRITE and EVENT_ERROR
         bits. A signal arriving during the wait may end it early with an empty list.

@@ -127,6 +127,25 @@ class ServerProcess:
                     raise ServerFailed(f"{len(found)} of {count} {name!r} events within {timeout}s; {self.describe()}")
                 self._cond.wait(min(remaining, 0.5))
 
+    def wait_first(self, *wanted: tuple[str, dict[str, Any]], timeout: float = 10.0) -> dict[str, Any]:
+        """The first event to arrive that matches one of ``wanted`` (``(name, fields)``
+        pairs): a test waits for the outcome it expects or for the one that rules it out
+        (``server.started`` of a USR2 successor, or ``master.successor_exited``), and a
+        failure shows at once, not at the end of the time-out."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for event in self.events:
+                    for name, match in wanted:
+                        if event.get("event") == name and all(event.get(k) == v for k, v in match.items()):
+                            return event
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc is not None and self.proc.poll() is not None
+                                      and not self._reader.is_alive()):
+                    raise ServerFailed(f"none of {[name for name, _ in wanted]} within {timeout}s; "
+                                       f"{self.describe()}")
+                self._cond.wait(min(remaining, 0.5))
+
     def events_named(self, name: str) -> list[dict[str, Any]]:
         with self._cond:
             return [e for e in self.events if e.get("event") == name]

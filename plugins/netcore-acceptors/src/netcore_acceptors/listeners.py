@@ -22,19 +22,25 @@ Choices, and why:
   forked workers shutting down while the master still serves).
 * **systemd socket activation** (``LISTEN_PID``/``LISTEN_FDS``, fds from 3 up): used
   automatically, and the variables are removed once read, so that processes we start
-  do not adopt the same descriptors again.
+  do not adopt the same descriptors again. A USR2 successor inherits its predecessor's
+  sockets the same way. An address of ``bind`` that an inherited socket already listens
+  on *is* that socket (gunicorn matches its inherited fds to its bind addresses the
+  same way): binding it again could only fail, the port being taken by the very socket
+  handed over. Inherited sockets that no address names are served as well, as they are
+  when ``bind`` is left at its default.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import socket
 import stat
 
 from netcore.acceptor import Listener
 from netcore.core_settings import DEFAULT_BIND, default_backlog
-from netcore.errors import UsageError
+from netcore.errors import InUse, UsageError
 
 from netcore_acceptors.addresses import Address, format_sockname, parse_address
 
@@ -65,10 +71,12 @@ __all__ = [
 def open_listeners(addresses: list[str], backlog: int, use_systemd: bool = True) -> list[Listener]:
     """Open every address of the ``bind`` setting, plus the sockets systemd handed over.
 
-    The rule: systemd's sockets are always used when present; they replace the default
-    address, but an explicit address list is opened in addition to them. Every address
-    is parsed before anything is opened; if one fails to open, everything opened so far
-    is closed again and :class:`~netcore.errors.UsageError` says which and why.
+    The rule: handed-over sockets (systemd's, a USR2 predecessor's) are always used. They
+    replace the default address; an explicit address one of them listens on is that
+    socket (:func:`_inherited_for`), and the other addresses are opened in addition.
+    The result is the inherited sockets no address names, then the addresses in order.
+    Every address is parsed before anything is opened; if one fails to open, everything
+    opened so far is closed again and :class:`~netcore.errors.UsageError` says which and why.
     """
     parsed = [parse_address(text) for text in addresses]
     listeners: list[Listener] = []
@@ -77,12 +85,81 @@ def open_listeners(addresses: list[str], backlog: int, use_systemd: bool = True)
             listeners.extend(adopt_systemd_listeners())
         if listeners and list(addresses) == [DEFAULT_BIND]:
             return listeners
+        unnamed = list(listeners)
+        named = []
         for address in parsed:
-            listeners.append(open_listener(address, backlog))
+            listener = _inherited_for(address, unnamed)
+            if listener is None:
+                listener = open_listener(address, backlog)
+                listeners.append(listener)
+            named.append(listener)
     except BaseException:
         close_listeners(listeners)
         raise
-    return listeners
+    return unnamed + named
+
+
+def _inherited_for(address: Address, inherited: list[Listener]) -> Listener | None:
+    """The inherited listener that already listens on ``address``, taken out of ``inherited``.
+
+    Matched on what the socket is bound to: the resolved IP and port (port 0 asks for a
+    new port, so it matches nothing), the Unix path (absolute) or abstract name, or the
+    descriptor of ``fd://N``. The listener then speaks TLS if the address says ``tls:``.
+    """
+    if not inherited:
+        return None
+    wanted = _bound_name(address)
+    if wanted is None:
+        return None
+    for listener in inherited:
+        if _listens_on(listener, wanted):
+            inherited.remove(listener)
+            listener.tls = address.tls
+            return listener
+    return None
+
+
+def _bound_name(address: Address) -> tuple | None:
+    """What a socket bound to ``address`` shows: ``(family, name)``; None if no inherited
+    socket can be it (port 0, a host that does not resolve: opening it says why)."""
+    if address.kind == "fd":
+        return ("fd", address.fd)
+    if address.kind == "unix":
+        target = address.unix_bind_target()
+        return (socket.AF_UNIX, target if address.abstract else os.path.abspath(target))
+    if not address.port:
+        return None
+    try:
+        infos = socket.getaddrinfo(address.host, address.port, address.family, socket.SOCK_STREAM, 0,
+                                   socket.AI_PASSIVE | socket.AI_NUMERICSERV)
+    except socket.gaierror:
+        return None
+    family, _type, _proto, _canon, sockaddr = infos[0]  # the one _open_tcp would bind
+    return (family, _ip_and_port(family, sockaddr))
+
+
+def _ip_and_port(family: int, sockaddr: tuple) -> tuple:
+    host = str(sockaddr[0]).partition("%")[0]
+    scope = sockaddr[3] if family == socket.AF_INET6 and len(sockaddr) > 3 else 0
+    return (ipaddress.ip_address(host), sockaddr[1], scope)
+
+
+def _listens_on(listener: Listener, wanted: tuple) -> bool:
+    sock = listener.sock
+    family, name = wanted
+    if family == "fd":
+        return sock.fileno() == name
+    if sock.family != family:
+        return False
+    try:
+        bound = sock.getsockname()
+    except OSError:
+        return False
+    if family == socket.AF_UNIX:
+        if isinstance(bound, bytes):
+            bound = bound.decode("utf-8", "surrogateescape")
+        return bool(bound) and (bound if bound.startswith("\0") else os.path.abspath(bound)) == name
+    return _ip_and_port(family, bound) == name
 
 
 def open_listener(address: Address | str, backlog: int) -> Listener:
@@ -100,9 +177,10 @@ def open_listener(address: Address | str, backlog: int) -> Listener:
     return listener
 
 
-def _cannot(address: Address | str, exc: BaseException) -> UsageError:
+def _cannot(address: Address | str, exc: BaseException | str) -> UsageError:
     text = address.text if isinstance(address, Address) else address
-    return UsageError(f"cannot listen on {text}: {exc}")
+    in_use = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+    return (InUse if in_use else UsageError)(f"cannot listen on {text}: {exc}")
 
 
 def _open_tcp(address: Address, backlog: int) -> Listener:
@@ -156,7 +234,7 @@ def _remove_stale_unix_socket(address: Address) -> None:
     finally:
         probe.close()
     if code in (0, errno.EAGAIN, errno.EINPROGRESS):
-        raise UsageError(f"cannot listen on {address.text}: another server is listening on it")
+        raise InUse(f"cannot listen on {address.text}: another server is listening on it")
     try:
         os.unlink(path)
     except FileNotFoundError:

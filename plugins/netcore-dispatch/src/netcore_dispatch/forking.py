@@ -52,6 +52,7 @@ _CHILD_COUNTERS = ("connections_closed", "bytes_received", "bytes_sent", "reques
 
 class ForkingDispatcher(Dispatcher):
     multiprocess = True
+    uses_workers = False  # one accepting parent and a child per client, whatever --workers says
 
     def serve(self, server) -> str:
         return ForkingParent(server).run()

@@ -19,6 +19,8 @@ from netcore.reactor.worker import ReactorWorker
 class SingleReactorDispatcher(Dispatcher):
     """One loop in the main thread does all accepting, reading and writing."""
 
+    uses_workers = False  # one loop, whatever --workers says (threads: --threads)
+
     def make_executor(self, server) -> Executor | None:
         """Where handlers run; None: inline, on the loop thread."""
         return None
@@ -42,6 +44,10 @@ class SingleReactorDispatcher(Dispatcher):
         server.worker_started(worker)
         try:
             loop.run_forever()
+        except Exception as exc:  # noqa: BLE001 - whatever killed the loop: log it, exit 1
+            # The one loop is gone: the process must end (and say it failed) rather than
+            # go on holding the listeners with nobody accepting.
+            reason = server.loop_failed(loop, exc)
         finally:
             server.worker_stopping(worker)
             worker.close()

@@ -16,6 +16,8 @@ from netcore_dispatch.blocking import BlockingDispatcher, BlockingWorker
 class IterativeDispatcher(BlockingDispatcher):
     """Scheme 0: the main thread accepts one client and serves it to its end."""
 
+    uses_workers = False  # one thread, whatever --workers says
+
     def run(self, server, control) -> None:
         # The main thread accepts and serves; the only other thread is the stop thread,
         # which applies stop signals and graceful_timeout while we sit in recv() or send().

@@ -109,6 +109,12 @@ class WorkerProcess(Child):
         return {"pid": self.pid, "worker": self.slot}
 
 
+def check_master(server: Server) -> None:
+    """What a master refuses before anything is bound, under ``serve`` and
+    ``--check-config`` (``Dispatcher.check``): a pid file it could not keep."""
+    PidFile.of(server.config).check(server.config)
+
+
 class Master(Supervisor):
     """Forks and supervises the worker processes of one server; :meth:`run` returns the stop reason."""
 
@@ -139,7 +145,7 @@ class Master(Supervisor):
         #: Set when the application refused to start in the first workers: :meth:`run`
         #: raises it as the usage error (exit status 2) once every worker is gone.
         self.refusal: str | None = None
-        self.pidfile = PidFile(str(config.get("pid", "") or ""))
+        self.pidfile = PidFile.of(config)
         #: The pid of the master a USR2 executed, while it runs.
         self._successor: int | None = None
         self._own_paths: list[Any] = []
@@ -161,9 +167,9 @@ class Master(Supervisor):
 
     # -- running -----------------------------------------------------------------------
     def setup(self) -> None:
+        self.pidfile.write()  # first: refused (a master started meanwhile), nothing is set up yet
         self._life = os.pipe()
         super().setup()
-        self.pidfile.write()
         config = self.server.config
         set_title(f"netcore: master [{config.dispatch}] {' '.join(self.server.addresses)}")
         if config.get("reload"):

@@ -59,6 +59,13 @@ class MultiReactorDispatcher(Dispatcher):
             server.worker_started(worker)
             try:
                 worker.loop.run_forever()
+            except Exception as exc:  # noqa: BLE001 - whatever killed the loop: log it, exit 1
+                # The connections handed to this loop would hang while the others serve on:
+                # end them now, and the whole server (gracefully, for the other loops'
+                # clients), so that it exits 1 and a supervisor starts it again.
+                server.request_stop(server.loop_failed(worker.loop, exc), graceful=True)
+                for conn in list(worker.connections):
+                    conn.abort()
             finally:
                 server.worker_stopping(worker)
                 main_loop.call_soon_threadsafe(io_done)
@@ -92,6 +99,10 @@ class MultiReactorDispatcher(Dispatcher):
         threads = [start_thread(io_thread, w, name=f"netcore-io-{w.index}", daemon=False) for w in workers]
         try:
             main_loop.run_forever()
+        except Exception as exc:  # noqa: BLE001 - the acceptor loop died: stop the I/O loops, exit 1
+            why = server.loop_failed(main_loop, exc)
+            server.request_stop(why, graceful=True)  # the server's part: /readyz, the door
+            stop(why, True)  # here: the loop that would have run it is the one that died
         finally:
             for thread in threads:
                 thread.join()

@@ -18,7 +18,7 @@ from netcore.dispatch import Dispatcher
 from netcore.reactor.loop import EventLoop
 from netcore.reactor.poller import EVENT_READ
 
-from netcore_dispatch.master import Master
+from netcore_dispatch.master import Master, check_master
 from netcore_dispatch.worker_link import log_master_gone
 
 log = structlog.get_logger("netcore.worker")
@@ -40,6 +40,9 @@ class PreforkDispatcher(Dispatcher):
     announces_ready = True
     #: ``--reload`` restarts the workers on a source change (see reloader.py).
     supports_reload = True
+
+    def check(self, server) -> None:
+        check_master(server)
 
     def serve(self, server) -> str:
         return Master(server, ReactorProgram()).run()

@@ -33,7 +33,7 @@ from netcore.reactor.worker import BACKLOG_TAKE_MAX
 from netcore_acceptors.blocking_accept import Accepting, SpareDescriptor, prepare_listeners
 
 from netcore_dispatch.blocking import BlockingWorker, StopControl, serve_connection
-from netcore_dispatch.master import Master
+from netcore_dispatch.master import Master, check_master
 from netcore_dispatch.prefork import FRESH_GRACE
 from netcore_dispatch.worker_link import log_master_gone
 
@@ -51,6 +51,9 @@ class PreforkBlockingDispatcher(Dispatcher):
     #: ``--reload`` restarts the workers on a source change (see reloader.py).
     supports_reload = True
 
+    def check(self, server) -> None:
+        check_master(server)
+
     def serve(self, server) -> str:
         return Master(server, BlockingProgram()).run()
 
@@ -58,14 +61,32 @@ class PreforkBlockingDispatcher(Dispatcher):
 class WorkerStopControl(StopControl):
     """The stop machinery of one worker process: listeners are left alone, fresh
     connections get :data:`FRESH_GRACE` to send their first request, and the final accept
-    is the worker's own."""
+    is the worker's own, limited to what was queued when the stop came."""
 
     def __init__(self, server, grace: float, listeners=()) -> None:
         super().__init__(server)
         self.listeners = []  # shared with the siblings: never shut down (see module doc)
         self.fresh_quiet = min(grace, self.graceful_timeout)
         self._final_from = list(listeners)
-        self._final_left = BACKLOG_TAKE_MAX
+        #: How many more the final accept may take from each listener of _final_from.
+        self._final_left = [BACKLOG_TAKE_MAX] * len(self._final_from)
+
+    def request(self, reason: str, graceful: bool) -> None:
+        # The stop is here (signal handler context: one getsockopt per listener): what
+        # waits in the queue now is all the final accept may take. A worker retired while
+        # its siblings serve on must not go on taking new clients -- for seconds, new
+        # code deployed, while the siblings are busy -- and on a whole-server stop the
+        # door is closed first (see Master), so nothing joins the queue anyway.
+        if graceful and self.stopping is None and not self._closed:
+            self._final_left = [min(left, _queued(listener.sock))
+                                for left, listener in zip(self._final_left, self._final_from)]
+        super().request(reason, graceful)
+
+    def _take_backlog(self) -> None:
+        # On the stop thread as the graceful stop begins, after request(): the taking is
+        # the main thread's (final_accepted); say how much it may take, per listener.
+        log.debug("worker.draining", pid=os.getpid(), may_take=list(self._final_left))
+        super()._take_backlog()
 
     def final_accepted(self):
         """After a graceful stop, on the main thread: the next connection queued now, or None.
@@ -76,24 +97,49 @@ class WorkerStopControl(StopControl):
         neither shut down nor made non-blocking (the siblings' accept() would spin). A
         poll that does not wait says whether anything is queued; should a sibling take it
         first, the accept waits at most :data:`TICK` (``SO_RCVTIMEO``; several listeners
-        are non-blocking anyway). Each listener is left at its first empty look.
+        are non-blocking anyway). Each listener is left at its first empty look, or once
+        as many have been taken from it as were queued at the stop (:meth:`request`).
         """
         if self.stopping != "graceful" or self._forced_at is not None:
             return None
-        while self._final_from and self._final_left > 0:
+        while self._final_from:
             sock = self._final_from[0].sock
-            try:
-                queued = select.poll()
-                queued.register(sock, select.POLLIN)
-                accepted = sock.accept() if queued.poll(0) else None
-            except (OSError, ValueError):  # EAGAIN (a sibling was first), or the listener is closed
-                accepted = None
+            accepted = None
+            if self._final_left[0] > 0:
+                try:
+                    queued = select.poll()
+                    queued.register(sock, select.POLLIN)
+                    accepted = sock.accept() if queued.poll(0) else None
+                except (OSError, ValueError):  # EAGAIN (a sibling was first), or the listener is closed
+                    accepted = None
             if accepted is None:
                 self._final_from.pop(0)
+                self._final_left.pop(0)
                 continue
-            self._final_left -= 1
+            self._final_left[0] -= 1
             return accepted
         return None
+
+
+def _queued(sock: socket.socket) -> int:
+    """Connections waiting in a TCP listener's accept queue now: Linux reports it in
+    ``tcpi_unacked`` for a listening socket (``ss -lt`` shows it as Recv-Q). Where it
+    cannot be read (a Unix socket), :data:`BACKLOG_TAKE_MAX`: the queue is then taken
+    until a look finds it empty, a retired worker's final accept as long as new
+    clients keep coming while its siblings are busy."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+        state, unacked = info[0], struct.unpack_from("I", info, _UNACKED_AT)[0]
+    except (OSError, AttributeError, struct.error, IndexError):
+        return BACKLOG_TAKE_MAX
+    return unacked if state == _TCP_LISTEN else BACKLOG_TAKE_MAX
+
+
+#: struct tcp_info (linux/tcp.h): eight one-byte fields, then __u32 rto, ato, snd_mss,
+#: rcv_mss, unacked -- for a listening socket, the accept queue's length.
+_UNACKED_AT = 8 + 4 * 4
+_TCP_INFO_SIZE = _UNACKED_AT + 8
+_TCP_LISTEN = 10
 
 
 class BlockingProgram:

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn
 
 import attrs
 import structlog
+from netcore.server import KILL_GRACE
 
 from netcore_dispatch.worker_link import flush_stdio
 
@@ -57,8 +58,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("netcore.master")
 
-#: Seconds between SIGABRT (heartbeat timeout) or QUIT (fast stop) and SIGKILL.
-KILL_GRACE = 1.0
+# KILL_GRACE, the seconds between SIGABRT (heartbeat timeout) or QUIT (fast stop) and
+# SIGKILL, is the host's (netcore.server): an in-process server bounds its own fast stop
+# by the same second. Imported here for the master, which takes it from this module.
 #: After ``graceful_timeout`` a child has this much longer to exit before SIGKILL (it
 #: aborts its own connections at ``graceful_timeout``; this covers its exit).
 STOP_MARGIN = 1.0

@@ -26,6 +26,7 @@ log = structlog.get_logger("netcore.dispatch")
 
 class ThreadingDispatcher(BlockingDispatcher):
     multithread = True
+    uses_workers = False  # one accepting thread and a thread per client, whatever --workers says
 
     def prepare(self, server, control) -> None:
         self.slots = threading.Semaphore(server.config.max_connections)

@@ -21,6 +21,7 @@ peer (the client, once a trusted proxy's ``Forwarded`` was applied).
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -29,6 +30,7 @@ from typing import Any
 
 import structlog
 from netcore.errors import SettingError
+from netcore.reactor.threads import start_thread
 
 log = structlog.get_logger("netcore.http")
 
@@ -164,10 +166,11 @@ class AccessLog:
             return
         os.dup2(fd, self.fd, inheritable=False)
         os.close(fd)
-        try:
-            log.info("http.access_log_reopened", path=self.path, pid=os.getpid())
-        except RuntimeError:  # the signal arrived inside a write to stderr: the reopen stands
-            pass
+        # Logged from a thread: this runs in the signal handler, which may have
+        # interrupted this very thread inside a log write that holds the logger's lock
+        # (not reentrant: logging here would wait for ever).
+        start_thread(functools.partial(log.info, "http.access_log_reopened", path=self.path, pid=os.getpid()),
+                     name="netcore-access-log")
 
     def install_reopen_signal(self) -> None:
         """Reopen on SIGUSR1 in this process (main thread only, where Python allows handlers).

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import select
 
-from netcore.reactor.poller import EVENT_EXCLUSIVE
+from netcore.reactor.poller import EVENT_EXCLUSIVE, MAX_POLL_TIMEOUT
 
 from netcore_pollers.poll_like import PollLikePoller
 
@@ -41,6 +41,8 @@ class EpollPoller(PollLikePoller):
     edge_triggered = False
     max_fd = None
     supports_exclusive = hasattr(select, "EPOLLEXCLUSIVE")
+    #: EPOLLRDHUP reports a peer's FIN without read interest (a paused connection asks for it).
+    reports_rdhup = True
     # select.epoll() passes EPOLL_CLOEXEC: a worker process started with fork+exec
     # (or a CGI-style child) must not inherit the loop's interest list.
     _kernel_factory = select.epoll
@@ -65,7 +67,10 @@ class EpollPoller(PollLikePoller):
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         # epoll.poll takes seconds, None (or -1) for "forever", and rounds a fraction of
         # a millisecond up, not down to a busy 0. At most FD_SETSIZE-1 events come back
-        # per call; the rest wait for the next one, which the kernel serves fairly.
+        # per call; the rest wait for the next one, which the kernel serves fairly. At
+        # most MAX_POLL_TIMEOUT: epoll_wait takes an int of ms (inf would raise OverflowError).
+        if timeout is not None and timeout > MAX_POLL_TIMEOUT:
+            timeout = MAX_POLL_TIMEOUT
         return self._kernel_poll(timeout)
 
     def close(self) -> None:

@@ -23,7 +23,18 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, ClassVar
 
-from netcore.reactor.poller import EVENT_ERROR, EVENT_EXCLUSIVE, EVENT_READ, EVENT_WRITE, Poller, refuse_exclusive
+from netcore.reactor.poller import (
+    EVENT_ERROR,
+    EVENT_EXCLUSIVE,
+    EVENT_READ,
+    EVENT_WRITE,
+    MAX_POLL_TIMEOUT,
+    Poller,
+    refuse_exclusive,
+)
+
+#: MAX_POLL_TIMEOUT as poll(2) takes it.
+_MAX_POLL_MS = int(MAX_POLL_TIMEOUT * 1000)
 
 
 class PollLikePoller(Poller):
@@ -86,8 +97,11 @@ class PollLikePoller(Poller):
 
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         # poll(2) counts milliseconds. Round up: a timer due in 0.4 ms must sleep 1 ms,
-        # not 0, or the loop spins on poll() until the timer is due.
-        return self._kernel_poll(-1 if timeout is None else math.ceil(timeout * 1000))
+        # not 0, or the loop spins on poll() until the timer is due. At most
+        # MAX_POLL_TIMEOUT: poll(2) takes an int (inf or 1e12 s would raise OverflowError).
+        if timeout is None:
+            return self._kernel_poll(-1)
+        return self._kernel_poll(math.ceil(timeout * 1000) if timeout < MAX_POLL_TIMEOUT else _MAX_POLL_MS)
 
     def close(self) -> None:
         # An interest list with no kernel resource (poll, select): emptying it is all

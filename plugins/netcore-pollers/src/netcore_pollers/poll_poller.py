@@ -26,6 +26,8 @@ class PollPoller(PollLikePoller):
     edge_triggered = False
     max_fd = None
     supports_exclusive = False  # EPOLLEXCLUSIVE is epoll's alone
+    #: POLLRDHUP (Linux) reports a peer's FIN without read interest (a paused connection asks for it).
+    reports_rdhup = hasattr(select, "POLLRDHUP")
     _kernel_factory = select.poll
     _EVENT_READ = select.POLLIN
     _EVENT_WRITE = select.POLLOUT

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import select
 
-from netcore.reactor.poller import EVENT_READ, EVENT_WRITE, PollerLimitError
+from netcore.reactor.poller import EVENT_READ, EVENT_WRITE, MAX_POLL_TIMEOUT, PollerLimitError
 
 from netcore_pollers.poll_like import PollLikePoller
 
@@ -70,6 +70,8 @@ class SelectPoller(PollLikePoller):
     edge_triggered = False
     max_fd = FD_SETSIZE
     supports_exclusive = False
+    #: select has no way to report a peer's FIN without read interest.
+    reports_rdhup = False
     _kernel_factory = FdSets
 
     def __init__(self) -> None:
@@ -79,6 +81,8 @@ class SelectPoller(PollLikePoller):
         self._writers = self._kernel.writers
 
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        if timeout is not None and timeout > MAX_POLL_TIMEOUT:
+            timeout = MAX_POLL_TIMEOUT  # select's time_t cannot take inf or 1e12 s
         readable, writable, _ = select.select(self._readers, self._writers, (), timeout)
         # Most calls have only one kind of event (a server mostly reads; it asks for
         # write interest only while output is queued): skip the merge for them.
