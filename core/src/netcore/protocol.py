@@ -70,6 +70,16 @@ class Protocol:
     def eof_received(self) -> None:
         """The peer sent FIN. Replies still owed are written before the connection closes."""
 
+    def eof_pending(self) -> None:
+        """The peer sent FIN while reading was paused; the input before it is not read yet.
+
+        Called at most once, where the poller can tell (epoll, poll on Linux; not
+        select). That input is still read and framed when reading resumes, then
+        ``eof_received`` runs as usual, so the default does nothing. A protocol that
+        owes a departed client nothing (a request waiting for an event, not yet
+        answered) may ``abort()`` here instead of holding the connection.
+        """
+
     def stop_requested(self) -> None:
         """The server is draining this connection (graceful stop, or this worker retired).
 

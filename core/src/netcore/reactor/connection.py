@@ -19,6 +19,12 @@ What this module owns, so that no protocol or dispatcher has to get it right aga
   repeated while it fills the whole buffer (a shorter read means the kernel buffer was
   empty at that moment, and the next edge will say when it is not) and a write is repeated
   until it is partial.
+* **A peer's FIN while reading is paused** (a reply held with LATER behind a full queue, a
+  water mark): where the poller can report EPOLLRDHUP/POLLRDHUP on its own, that is asked
+  for while paused, and the protocol's ``eof_pending()`` hears of it once, although the
+  input before the FIN stays unread. Read interest itself cannot be kept: a
+  level-triggered poller would report the unread input on every iteration. ``select``
+  cannot tell; there the FIN is seen when reading resumes, as before.
 * ECONNRESET, EPIPE and friends close this connection only.
 * **Deadlines** map to one loop timer, re-armed lazily: a deadline moved later (the next
   keep-alive period after every request) costs two stores, not a heap operation; the
@@ -83,7 +89,7 @@ class Connection(ConnectionBase):
     __slots__ = (
         "loop", "sock", "fd",
         "_recv", "_send", "_out", "_edge", "_recv_size", "_high_water", "_low_water",
-        "_state", "_interest", "_eof", "_paused", "_output_paused", "_linger_timer",
+        "_state", "_interest", "_eof", "_rdhup", "_paused", "_output_paused", "_linger_timer",
         "_linger_timeout", "_deadline_at", "_deadline_cb", "_deadline_timer", "_timer_when",
         "__weakref__",
     )
@@ -120,6 +126,10 @@ class Connection(ConnectionBase):
         self._linger_timer = None
         self._state = _OPEN
         self._eof = False
+        #: Asked for while reading is paused, until the peer's FIN is reported (then 0: a
+        #: level-triggered poller would report it again on every iteration). 0 for a poller
+        #: that cannot report it without read interest (select).
+        self._rdhup = EVENT_RDHUP if getattr(loop.poller, "reports_rdhup", False) else 0
         self._paused = 0
         self._output_paused = False
         self._interest = EVENT_READ
@@ -153,6 +163,8 @@ class Connection(ConnectionBase):
                 # or the peer half-closed) means nobody would consume it, and a
                 # level-triggered poller would report it forever: the peer has reset.
                 self.abort(ConnectionResetError("connection reset while not reading"))
+            elif mask & EVENT_RDHUP and self._state == _OPEN:
+                self._on_rdhup()
             return
         if self._edge:
             self._drain_edge(mask)
@@ -205,6 +217,25 @@ class Connection(ConnectionBase):
                 return  # closed by the protocol (a final reply), paused, or half-closed
             if n < size and not mask & EVENT_CLOSING:
                 return
+
+    def _on_rdhup(self) -> None:
+        """The peer sent FIN while reading is paused: tell the protocol once (not the hot path).
+
+        The input before the FIN is still unread and is read, in order, when reading
+        resumes; ``eof_received`` follows it as usual. ``eof_pending`` lets a protocol
+        that does not answer a departed client (RESP's blocked BLPOP) close at once.
+        """
+        if not self._rdhup:
+            return  # told already (an edge-triggered poller re-reports it on every modify)
+        self._rdhup = 0
+        self._update_interest()
+        callback = getattr(self.protocol, "eof_pending", None)
+        if callback is None:
+            return
+        try:
+            callback()
+        except Exception as exc:
+            self._protocol_failed(exc)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` now as far as the kernel takes it; queue the rest."""
@@ -489,8 +520,8 @@ class Connection(ConnectionBase):
             wanted = EVENT_READ
         else:
             wanted = EVENT_WRITE if self._out else 0
-            if state == _OPEN and not (self._eof or self._paused or self._output_paused):
-                wanted |= EVENT_READ
+            if state == _OPEN and not self._eof:
+                wanted |= self._rdhup if self._paused or self._output_paused else EVENT_READ
         if wanted != self._interest:
             self._interest = wanted
             self.loop.modify(self.fd, wanted)

@@ -56,6 +56,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,16 @@ _BELOW_10 = bytes(range(10))
 _SINGLE_MAX = 64
 _HEADERS = (b"",) + tuple(b"*%d\r\n" % n + b"$%d\r\n\r\n" * n for n in range(1, _SINGLE_MAX))
 _BELOW_100 = bytes(range(100))
+#: An array header (or a RESP3 push, which hiredis also reads as a list) announcing a
+#: million elements or more. hiredis allocates the whole list when it reads the header,
+#: before any element arrives (``*2147483647`` froze the server for seconds, and its
+#: release as long again); the reference parser checks ``resp_max_multibulk`` first.
+#: Seven digits are beyond what the fast path ever takes (FAST_ARGS_MAX), so a read that
+#: matches loses nothing by going the reference way. A literal first byte lets the regex
+#: engine skip to each ``*``: one C scan per read. ``>`` (in no request a client sends)
+#: is looked for with a memchr before its own scan.
+_HUGE_ARRAY = re.compile(rb"\*[0-9]{7}").search
+_HUGE_PUSH = re.compile(rb">[0-9]{7}").search
 
 UNBLOCKED = b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
 _client_ids = itertools.count(1)
@@ -173,6 +184,10 @@ class RespProtocol(Protocol):
         self.block_head = b""
         self.block_rest: Any = None
         self.in_exec = False
+        #: The client sent FIN (read, or reported behind unread input): it is not blocked again.
+        self.peer_gone = False
+        #: A graceful stop was announced (stop_requested): a command that blocks ends it.
+        self._stop_asked = False
         #: SELECT's database; CLIENT LIST's age, idle and CLIENT SETINFO's library.
         self.db = 0
         self.created = self.active = _now()
@@ -327,9 +342,53 @@ class RespProtocol(Protocol):
             with self._lock:
                 self._waiters[self.db].drop(self)
 
+    def eof_received(self) -> None:
+        """The client closed (FIN). Replies owed are still written, but a blocked command
+        is dropped at once, as Redis frees a client whose read returns 0: a push must not
+        hand its value to a client that is gone, and timeout 0 would hold the fd for ever."""
+        self.peer_gone = True
+        self._drop_if_blocked()
+
+    def eof_pending(self) -> None:
+        """The client's FIN arrived while reading was paused (a blocked client behind a full
+        queue): dropped as at :meth:`eof_received`, without reading what it sent before."""
+        self.peer_gone = True
+        self._drop_if_blocked()
+
+    def stop_requested(self) -> None:
+        """A graceful stop: a client blocked in BLPOP & co. is closed now, as redis-server
+        closes its clients at shutdown.
+
+        It owes nothing: the replies of the commands before the blocked one went out when
+        it blocked (``_arm_block_timeout``), and what it pipelined after is never run.
+        Left waiting it would hold the drain until ``graceful_timeout`` (with timeout 0
+        for ever). Every other client is closed by the core once nothing is owed
+        (:mod:`netcore.reactor.drain`).
+        """
+        self._stop_asked = True
+        with self._lock:
+            waiting = self.blocked is not None and self.block_reply is None
+            if waiting:
+                self._waiters[self.db].drop(self)  # a push must not serve it now
+        if waiting:
+            self.connection.discard_waiting()
+            self.connection.job_finished(None)  # the held submission ends without a reply
+            self.connection.close()  # what is queued goes out, then FIN
+
+    def _drop_if_blocked(self) -> None:
+        with self._lock:
+            waiting = self.blocked is not None and self.block_reply is None
+            if waiting:
+                # Under the lock, so that no push serves this client between the test and
+                # the close (the value would go with the connection).
+                self._waiters[self.db].drop(self)
+        if waiting:
+            self.connection.discard_waiting()
+            self.connection.abort()
+
     def data_received(self, data: bytes) -> None:
         self.active = _now()  # CLIENT LIST's idle: one clock read per read, not per command
-        if self._slow or data[0] != 42:  # 42: '*'
+        if self._slow or data[0] != 42 or _HUGE_ARRAY(data) or (b">" in data and _HUGE_PUSH(data)):  # 42: '*'
             self._reference(data)
             return
         self._feed(data)
@@ -480,6 +539,15 @@ class RespProtocol(Protocol):
         them: a client that pipelined ``LPUSH`` then ``BLPOP`` reads the LPUSH's reply
         while the BLPOP waits.
         """
+        if self.peer_gone:
+            # The FIN came while the batch ran on a handler thread, before it blocked.
+            self._drop_if_blocked()
+            if self.connection.closed:
+                return
+        if self._stop_asked:  # so did a graceful stop
+            self.stop_requested()
+            if self.connection.closed:
+                return
         with self._lock:
             head, self.block_head = self.block_head, b""
             served = self.block_reply is not None
