@@ -229,13 +229,7 @@ class Connection(ConnectionBase):
             return  # told already (an edge-triggered poller re-reports it on every modify)
         self._rdhup = 0
         self._update_interest()
-        callback = getattr(self.protocol, "eof_pending", None)
-        if callback is None:
-            return
-        try:
-            callback()
-        except Exception as exc:
-            self._protocol_failed(exc)
+        self._call_optional("eof_pending")
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` now as far as the kernel takes it; queue the rest."""
@@ -309,7 +303,11 @@ class Connection(ConnectionBase):
         with getattr so that protocols not derived from :class:`netcore.protocol.Protocol`
         keep working.
         """
-        callback = getattr(self.protocol, "pause_writing" if paused else "resume_writing", None)
+        self._call_optional("pause_writing" if paused else "resume_writing")
+
+    def _call_optional(self, name: str) -> None:
+        """The protocol's callback ``name()``, if it has one; a failure is any callback's."""
+        callback = getattr(self.protocol, name, None)
         if callback is None:
             return
         try:
