@@ -11,6 +11,7 @@ one loop for all I/O and only move the handlers to other threads.
 from __future__ import annotations
 
 from netcore.dispatch import Dispatcher
+from netcore.errors import UsageError
 from netcore.reactor.deferred import DeferredConnection, Executor
 from netcore.reactor.loop import EventLoop
 from netcore.reactor.worker import ReactorWorker
@@ -44,6 +45,8 @@ class SingleReactorDispatcher(Dispatcher):
         server.worker_started(worker)
         try:
             loop.run_forever()
+        except UsageError:
+            raise  # what the user must fix (an ASGI app's failed lifespan startup): exit 2, one line
         except Exception as exc:  # noqa: BLE001 - whatever killed the loop: log it, exit 1
             # The one loop is gone: the process must end (and say it failed) rather than
             # go on holding the listeners with nobody accepting.
