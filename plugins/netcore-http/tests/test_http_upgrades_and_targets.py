@@ -237,3 +237,42 @@ def test_100_continue_comes_after_the_response_before_it(app):
         sock.settimeout(TIMEOUT)
         second = read_response(stream)
         assert second[0] == 200 and app.body_of(second[2]) == "hello"
+
+
+# -- closing after an unread body ------------------------------------------------------------
+@pytest.fixture(scope="module", params=[("pool", "wsgi"), ("inline", "asgi")], ids=["wsgi-pool", "asgi-inline"])
+def streaming(request):
+    """The schemes where the app answers while the body is still arriving."""
+    scheme, kind = request.param
+    proc = start(scheme, "--app", "http_apps:app" if kind == "wsgi" else "asgi_apps:app")
+    yield App(proc, kind)
+    assert proc.stop() == 0
+
+
+def unread_path(app: App) -> bytes:
+    return b"/unread" if app.kind == "wsgi" else b"/"  # neither reads the body
+
+
+@pytest.mark.parametrize("case", ["long-rest", "continue-owed"])
+def test_a_response_before_a_body_that_will_not_be_drained_says_connection_close(streaming, case):
+    """RFC 9112 9.6: a server that closes after a response says so in it. The rest of a
+    body over 1 MiB is not read, nor one the client holds back for a 100 Continue."""
+    if case == "long-rest":
+        head = b"POST " + unread_path(streaming) + b" HTTP/1.1\r\n" + H + b"Content-Length: 5000000\r\n\r\n"
+        parts = [head + b"x" * 1000]
+    else:
+        parts = [b"POST " + unread_path(streaming) + b" HTTP/1.1\r\n" + H
+                 + b"Content-Length: 10\r\nExpect: 100-continue\r\n\r\n"]
+    (response,), rest = exchange(streaming.proc.address, parts, 1)
+    assert response[0] == 200
+    assert response[1].get("connection") == "close", response[1]
+    assert rest in (b"", b"<reset>")
+
+
+def test_a_short_unread_body_is_drained_and_the_connection_kept(streaming):
+    path = unread_path(streaming)
+    payload = (b"POST " + path + b" HTTP/1.1\r\n" + H + b"Content-Length: 1000\r\n\r\n" + b"x" * 1000
+               + b"GET " + path + b" HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
+    (first, second), rest = exchange(streaming.proc.address, [payload], 2)
+    assert first[0] == 200 and "connection" not in first[1]
+    assert second[0] == 200 and rest == b""

@@ -31,6 +31,10 @@ from netcore.protocol import ConnectionClosed
 
 from netcore_http.waiting import settle
 
+#: Body bytes an app left unread that are read and dropped to keep the connection; a
+#: longer remainder closes it instead (reading it would cost more than a new connection).
+DRAIN_LIMIT = 1 << 20
+
 
 class RequestBodyError(ConnectionClosed):
     """The body cannot be read to its end: the client stalled, vanished or sent too much.
@@ -94,6 +98,18 @@ class BodyFlow:
         self.discarding = False
         self.received = 0
         self.dropped = 0
+        #: The announced Content-Length (0: chunked, not known).
+        self.length = 0
+
+    def left_unread_closes(self) -> bool:
+        """True if a response that ends now, with this body not all in, must close the
+        connection: the client holds the body back for a 100 Continue that will not come,
+        or more than :data:`DRAIN_LIMIT` of it is still to arrive. Asked when the head is
+        framed (so that it says ``Connection: close``) and when the response is done."""
+        if self.finished:
+            return False
+        return (self.expect and not self.received) or (
+            self.length > 0 and self.length - self.received > DRAIN_LIMIT)
 
 
 class StreamedBody(BodyFlow):

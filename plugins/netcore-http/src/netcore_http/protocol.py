@@ -55,7 +55,7 @@ from netcore.errors import SettingError
 from netcore.protocol import LATER, ConnectionClosed, Protocol
 
 from netcore_http import access as accesslog
-from netcore_http.body import RequestBodyError, SpooledBody, StreamedBody
+from netcore_http.body import DRAIN_LIMIT, RequestBodyError, SpooledBody, StreamedBody
 from netcore_http.chunked import ChunkedBody, LengthBody
 from netcore_http.hello import _HELLO_BODY, _NOT_FOUND_BODY, HelloTable
 from netcore_http.metrics import HttpFigures, http_figures
@@ -90,9 +90,6 @@ _FRAMING_LENGTHS = frozenset(len(name) for name in _FRAMING_NAMES)
 
 _monotonic = time.monotonic
 
-#: Body bytes an app left unread that are read and dropped to keep the connection; a
-#: longer remainder closes it instead (reading it would cost more than a new connection).
-DRAIN_LIMIT = 1 << 20
 
 
 #: An extension method that is accepted: RFC 9110 token characters without lower case, 3
@@ -773,6 +770,7 @@ class HttpProtocol(Protocol):
         """Hand the request to the app now; its body follows through a StreamedBody."""
         stream = self.body_stream(self.connection, self.limits.body_buffer_size, expect, self._body_resumed,
                                   self._send_continue)
+        stream.length = self._body_length
         self._stream = self._body = stream
         self._special = True  # job_done must see whether the app left the body unread
         method, url, version, headers, _, mode, _ = self._request
@@ -944,8 +942,7 @@ class HttpProtocol(Protocol):
             # The app answered before its body ended. Drain a short rest to keep the
             # connection; close if the client waits for a 100 Continue never sent (it
             # is about to send what nobody reads) or the rest is long.
-            if (stream.expect and not stream.received) or \
-                    (self._body_length and self._body_length - stream.received > DRAIN_LIMIT):
+            if stream.left_unread_closes():
                 self._stream = None
                 self._broken = True
                 connection.close()

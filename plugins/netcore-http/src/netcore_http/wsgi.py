@@ -38,6 +38,7 @@ import httptools
 import structlog
 
 from netcore_http.access import peer_address
+from netcore_http.body import BodyFlow
 from netcore_http.proxy import TrustedProxies, apply_forwarded, mount
 from netcore_http.request import (
     CLOSE,
@@ -355,6 +356,11 @@ class Call:
                 lines.append(b"Transfer-Encoding: chunked\r\n")
         elif not self.no_body:
             self.closes = True  # HTTP/1.0 and no length: the end of the body is the close
+        body = request[4]
+        if type(body) is not bytes and not self.closes and isinstance(body, BodyFlow) and body.left_unread_closes():
+            # The request's body is not all in and will not be drained: the connection
+            # closes after this response, which says so (RFC 9112 9.6).
+            self.closes = True
         if self.closes:
             lines.append(b"Connection: close\r\n\r\n")
         elif request[MODE] == KEEP_ALIVE_10:
