@@ -47,7 +47,10 @@ def encode(value: Any) -> bytes:
         _items(parts, value)
     elif kind is set:
         parts.append(b"S")
-        _items(parts, value)
+        # Sorted: a set's order follows its members' (per-process random) hashes and the
+        # order they came in, so the same set restored could dump differently (1 run in 8
+        # for two members whose hashes share a slot).
+        _items(parts, sorted(value))
     elif kind is dict:
         parts.append(b"h")
         _items(parts, [x for pair in value.items() for x in pair])
