@@ -28,6 +28,7 @@ HEADERS = [
     (b"*1000000000\r\n", INVALID, False),
     (b"*2\r\n*1000000000\r\n", b"-ERR Protocol error: expected '$', got '*'\r\n", True),
     (b"*1\r\n>1000000000\r\n", b"-ERR Protocol error: expected '$', got '>'\r\n", True),
+    (b"*1\r\n~2147483647\r\n", b"-ERR Protocol error: expected '$', got '~'\r\n", True),
     (b"*1\r\n$4\r\nPING\r\n*2\r\n*1000000000\r\n", b"+PONG\r\n-ERR Protocol error: expected '$', got '*'\r\n",
      True),
 ]
