@@ -14,7 +14,7 @@ import socket
 import time
 
 import pytest
-from netcore.testing.clients import TIMEOUT
+from netcore.testing.clients import TIMEOUT, recv_until_eof
 from netcore.testing.server_process import ServerProcess
 
 redis = pytest.importorskip("redis", reason="redis-py is the resp plugin's test dependency (pip install redis)")
@@ -27,15 +27,6 @@ SCHEMES = {
 #: Far longer than the stop may take: a stop that waited for the blocked client would
 #: take all of it.
 GRACEFUL = 60
-
-
-def read_until_close(sock: socket.socket) -> bytes:
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
 
 
 @pytest.mark.parametrize("scheme", sorted(SCHEMES))
@@ -54,7 +45,7 @@ def test_sigterm_closes_a_blocked_client_at_once(scheme, timeout):
         probe.close()
         started = time.monotonic()
         os.kill(server.pid, signal.SIGTERM)
-        assert read_until_close(blocked) == b""  # closed, nothing more (PING never ran)
+        assert recv_until_eof(blocked) == b""  # closed, nothing more (PING never ran)
         blocked.close()
         assert server.stop(timeout=GRACEFUL) == 0
         assert time.monotonic() - started < GRACEFUL / 4

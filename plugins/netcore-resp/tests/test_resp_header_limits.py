@@ -12,6 +12,7 @@ import socket
 import time
 
 import pytest
+from netcore.testing.clients import recv_until_eof
 
 PATIENCE = 10.0
 #: Another client's PING may not wait longer than this while the header is refused.
@@ -34,20 +35,6 @@ HEADERS = [
 ]
 
 
-def read_to_close(sock: socket.socket) -> bytes:
-    got = b""
-    deadline = time.monotonic() + PATIENCE
-    while time.monotonic() < deadline:
-        try:
-            chunk = sock.recv(65536)
-        except ConnectionResetError:
-            return got
-        if not chunk:
-            return got
-        got += chunk
-    raise AssertionError(f"not closed within {PATIENCE}s; got {got!r}")
-
-
 @pytest.mark.parametrize("header, expected, as_redis", HEADERS,
                          ids=[h.decode().replace("\r\n", " ").strip() for h, _, _ in HEADERS])
 def test_a_huge_array_header_is_refused_at_once_with_redis_error(scheme_server, redis_server, header, expected,
@@ -55,7 +42,7 @@ def test_a_huge_array_header_is_refused_at_once_with_redis_error(scheme_server, 
     if as_redis:
         with socket.create_connection(redis_server, timeout=PATIENCE) as sock:
             sock.sendall(header)
-            assert read_to_close(sock) == expected
+            assert recv_until_eof(sock, PATIENCE) == expected
     with socket.create_connection(scheme_server.address, timeout=PATIENCE) as other, \
             socket.create_connection(scheme_server.address, timeout=PATIENCE) as sender:
         other.sendall(b"PING\r\n")

@@ -12,6 +12,7 @@ import socket
 import time
 
 import pytest
+from netcore.testing.clients import recv_until_eof
 from netcore.testing.server_process import ServerProcess
 
 #: Bound on every socket wait; only a broken server gets near it.
@@ -36,20 +37,6 @@ def read_exactly(sock: socket.socket, size: int) -> bytes:
         assert chunk, f"the server closed after {len(got)} of {size} bytes: {bytes(got[-200:])!r}"
         got += chunk
     return bytes(got)
-
-
-def read_to_eof(sock: socket.socket) -> bytes:
-    got = b""
-    deadline = time.monotonic() + PATIENCE
-    while True:
-        assert time.monotonic() < deadline, f"no EOF within {PATIENCE}s; got {got!r}"
-        try:
-            chunk = sock.recv(65536)
-        except ConnectionResetError:
-            return got
-        if not chunk:
-            return got
-        got += chunk
 
 
 @pytest.fixture(scope="module", params=sorted(SCHEMES))
@@ -80,7 +67,7 @@ def test_pipelined_incr_get_pairs_run_in_order(server):
 def test_quit_closes_after_its_reply_and_nothing_after_it_runs(server):
     with socket.create_connection(server.address, timeout=PATIENCE) as sock:
         sock.sendall(b"PING\r\nQUIT\r\nPING\r\n")
-        assert read_to_eof(sock) == b"+PONG\r\n+OK\r\n"
+        assert recv_until_eof(sock, PATIENCE) == b"+PONG\r\n+OK\r\n"
 
 
 def test_commands_sent_after_quit_in_separate_writes_do_not_run(server):
@@ -92,7 +79,7 @@ def test_commands_sent_after_quit_in_separate_writes_do_not_run(server):
             sock.sendall(command(b"PING") + command(b"QUIT"))
             sock.sendall(command(b"INCR", key))
             sock.sendall(command(b"PING"))
-            assert read_to_eof(sock) == b"+PONG\r\n+OK\r\n"
+            assert recv_until_eof(sock, PATIENCE) == b"+PONG\r\n+OK\r\n"
     with socket.create_connection(server.address, timeout=PATIENCE) as sock:
         sock.sendall(command(b"EXISTS", key))
         assert read_exactly(sock, 4) == b":0\r\n"
@@ -104,6 +91,6 @@ def test_a_protocol_error_behind_batches_in_flight_closes_after_every_reply(serv
     key = b"beforeerror:%d" % time.monotonic_ns()
     with socket.create_connection(server.address, timeout=PATIENCE) as sock:
         sock.sendall(command(b"INCR", key) * PAIRS + b"*x\r\n" + command(b"INCR", key))
-        got = read_to_eof(sock)
+        got = recv_until_eof(sock, PATIENCE)
     expected = b"".join(b":%d\r\n" % n for n in range(1, PAIRS + 1))
     assert got == expected + b"-ERR Protocol error: invalid multibulk length\r\n"

@@ -37,6 +37,22 @@ def recv_exactly(sock: socket.socket, n: int) -> bytes:
     return b"".join(parts)
 
 
+def recv_until_eof(sock: socket.socket, timeout: float = TIMEOUT) -> bytes:
+    """Everything the peer sends until it closes (a reset ends it too), within ``timeout``
+    seconds in all: a server that never closes fails the test instead of hanging it."""
+    got = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert time.monotonic() < deadline, f"no EOF within {timeout}s; got {got[-200:]!r}"
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return got
+        if not chunk:
+            return got
+        got += chunk
+
+
 def roundtrip(sock: socket.socket, payload: bytes, timeout: float = TIMEOUT) -> bytes:
     """Send ``payload`` and read as many bytes back, sending and reading concurrently
     (a payload larger than both socket buffers would deadlock otherwise)."""
