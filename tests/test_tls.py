@@ -169,6 +169,31 @@ def test_graceful_term_sends_close_notify(pki, combo):
         assert server.stop() == 0
 
 
+@pytest.mark.parametrize("extra", [("--dispatch", "iterative"), ("--dispatch", "prefork-blocking", "--workers", "1")],
+                         ids=["iterative", "prefork-blocking"])
+def test_a_client_queued_at_term_is_answered_after_its_handshake(pki, extra):
+    """A blocking scheme's final accept takes the clients queued when the stop came; one
+    whose TLS handshake happens only then sends its request after it, and is answered.
+    (It was shut for reading right after the handshake: the client's request got a FIN.)"""
+    with ServerProcess(*tls_args(pki), *extra) as server:
+        context = client_context(pki)
+        busy = tls_connect(server.address, context)  # holds the one worker
+        busy.sendall(b"a\n")
+        assert busy.recv(10) == b"a\n"
+        queued = socket.create_connection(server.address, timeout=TIMEOUT)  # waits in the backlog
+        server.proc.send_signal(signal.SIGTERM)
+        assert busy.recv(10) == b""  # the stop reached the worker: it closed the idle one
+        with context.wrap_socket(queued, server_hostname="localhost") as sock:
+            # Not an event to await: the client's think time, or a round trip on a real
+            # network, between its handshake and its request (sent at once, the request
+            # often arrived with the client's Finished and hid the fault).
+            time.sleep(0.2)
+            sock.sendall(b"q\n")
+            assert sock.recv(10) == b"q\n"
+        busy.close()
+        assert server.stop() == 0
+
+
 @pytest.mark.parametrize("combo", [c for c in COMBOS if "prefork-blocking" not in c],
                          ids=[i for i in IDS if i != "prefork-blocking"])  # see the docstring
 def test_200_stalled_handshakes_do_not_delay_a_fresh_client(pki, combo):

@@ -303,7 +303,11 @@ class BlockingConnection(ConnectionBase):
             return False
         with self._sockets_lock:
             self.sock, self.peer, self.tls = admitted
-        if self._stop is not None:  # a stop came during the handshake (it could not reach the socket)
+        # A shutdown asked for during the handshake could not reach the socket (the TLS
+        # wrap detached the one it was asked of): apply it now. Not a mere announcement
+        # ("drain", which a connection the final accept took has from the start): its
+        # request follows the handshake, and is read and answered as usual.
+        if self._stop in ("graceful", "fast"):
             self._shutdown(socket.SHUT_RDWR if self._stop == "fast" else socket.SHUT_RD)
         return True
 
