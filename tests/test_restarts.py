@@ -368,6 +368,67 @@ def test_user_and_group_are_switched_after_binding(tmp_path):
         assert server.stop() == 0
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching groups needs root")
+def test_a_unix_socket_is_given_to_the_group_switched_to(tmp_path):
+    """Created by root before the switch; its group is the server's own afterwards, so
+    that clients in that group (with a umask that lets groups write) can connect. It was
+    left root's."""
+    import grp
+
+    group = grp.getgrnam("nogroup" if _has_group("nogroup") else "nobody")
+    path = tmp_path / "s.sock"
+    with ServerProcess("--group", group.gr_name, "--bind", f"unix:{path}", cwd=str(tmp_path)) as server:
+        assert os.stat(path).st_gid == group.gr_gid
+        with socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(20)
+            client.connect(str(path))
+            client.sendall(b"ping\n")
+            assert client.recv(10) == b"ping\n"
+        assert server.stop() == 0
+    assert not path.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_a_unix_socket_belongs_to_the_user_switched_to(tmp_path):
+    """The user the server runs as can connect to its own socket (it was root's, mode
+    0755: permission denied), and removes it at the stop; where it cannot (a directory
+    only root may write), the stop says so."""
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    if not _python_runs_as(nobody.pw_uid):
+        pytest.skip("this interpreter's files cannot be read by nobody")
+    os.chmod(tmp_path, 0o755)  # nobody may not write here: the socket is left, and logged
+    path = tmp_path / "s.sock"
+    with ServerProcess("--user", "nobody", "--bind", f"unix:{path}", cwd=str(tmp_path)) as server:
+        assert os.stat(path).st_uid == nobody.pw_uid
+        probe = subprocess.run([sys.executable, "-c", _CONNECT_AND_ECHO, str(path)], capture_output=True,
+                               text=True, timeout=60, preexec_fn=lambda: os.setuid(nobody.pw_uid))
+        assert probe.returncode == 0 and probe.stdout == "ping\n", probe.stderr
+        assert server.stop() == 0
+        assert server.events_named("listener.socket_left")[0]["path"] == str(path)
+
+
+_CONNECT_AND_ECHO = """
+import socket, sys
+with socket.socket(socket.AF_UNIX) as s:
+    s.settimeout(20)
+    s.connect(sys.argv[1])
+    s.sendall(b"ping\\n")
+    sys.stdout.write(s.recv(10).decode())
+"""
+
+
+def _has_group(name: str) -> bool:
+    import grp
+
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 # -- RESP through restarts ------------------------------------------------------------------------
 
 

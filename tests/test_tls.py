@@ -324,6 +324,56 @@ def test_an_encrypted_key_with_its_password(pki):
         assert server.stop() == 0
 
 
+def _serve_on_a_terminal(*args: str) -> subprocess.CompletedProcess:
+    """``netcore serve`` whose controlling terminal is a pseudo-terminal, as from a shell:
+    where OpenSSL would ask for a key's password, it asks there (and waits)."""
+    import fcntl
+    import pty
+    import termios
+
+    leader, follower = pty.openpty()
+
+    def take_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    try:
+        return subprocess.run(["netcore", "serve", "--bind", "127.0.0.1:0", *args], stdin=follower,
+                              capture_output=True, text=True, timeout=TIMEOUT, preexec_fn=take_terminal)
+    finally:
+        os.close(follower)
+        os.close(leader)
+
+
+def test_an_encrypted_key_without_its_password_fails_at_once_naming_the_setting(pki):
+    """No prompt on the terminal (the server sat at "Enter PEM pass phrase:"): one line
+    naming keyfile_password, exit 2."""
+    proc = _serve_on_a_terminal("--certfile", str(pki.server_cert), "--keyfile", str(pki.server_key_encrypted))
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "'keyfile_password'" in lines[0] and "encrypted" in lines[0], proc.stderr
+
+
+def test_a_certfile_without_a_certificate_is_named_certfile(pki, tmp_path):
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    proc = _serve_on_a_terminal("--certfile", str(garbage), "--keyfile", str(pki.server_key))
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].split(":")[2].strip().startswith("setting 'certfile'"), proc.stderr
+
+
+def test_an_expired_certificate_is_warned_about_and_a_valid_one_is_not(pki):
+    with ServerProcess("--certfile", str(pki.expired_cert), "--keyfile", str(pki.expired_key)) as server:
+        line = server.wait_event("tls.certificate_expired", TIMEOUT)
+        assert line["certfile"] == str(pki.expired_cert) and line["not_after"].endswith("GMT")
+        assert server.stop() == 0
+    with ServerProcess(*tls_args(pki)) as server:
+        assert tls_echo(server.address, client_context(pki)) == b"ping\n"
+        assert server.stop() == 0
+        assert not server.events_named("tls.certificate_expired") and not server.events_named("tls.certificate_expiring")
+
+
 # -- third-party clients ---------------------------------------------------------------------
 
 
@@ -566,5 +616,5 @@ def test_netcore_config_masks_the_keyfile_password(pki, tmp_path, where):
     for command in (["config"], ["serve", "--check-config"]):
         res = run_netcore(*command, *wrong, env=env_wrong, cwd=str(tmp_path))
         lines = [line for line in res.stderr.splitlines() if line.strip()]
-        assert res.returncode == 2 and len(lines) == 1 and "'keyfile'" in lines[0], res.stderr
+        assert res.returncode == 2 and len(lines) == 1 and "'keyfile_password'" in lines[0], res.stderr
         assert "not-the-password" not in res.stdout + res.stderr

@@ -44,8 +44,14 @@ def check_identity(config) -> None:
             raise SettingError("group", group, "the current group, unless started as root", "--group")
 
 
-def switch_identity(config) -> None:
-    """Become ``--user``/``--group`` (after binding); nothing if neither is set."""
+def switch_identity(config, socket_paths=()) -> None:
+    """Become ``--user``/``--group`` (after binding); nothing if neither is set.
+
+    ``socket_paths``, the Unix sockets the server created, are first given to that user
+    and group (as gunicorn does): created by root, with root's umask, the user the server
+    runs as could not connect to its own socket, and its clients -- run as that user, or
+    in its group -- neither.
+    """
     user, group = str(config.get("user", "") or ""), str(config.get("group", "") or "")
     if not user and not group:
         return
@@ -53,6 +59,8 @@ def switch_identity(config) -> None:
     uid, user_gid, name = _uid(user) if user else (os.geteuid(), os.getegid(), "")
     gid = _gid(group) if group else user_gid
     if os.geteuid() == 0:
+        for path in socket_paths:
+            os.chown(path, uid if user else -1, gid)
         if user:
             os.initgroups(name, gid)
         else:

@@ -491,7 +491,8 @@ class Server:
             # Before any worker exists: every worker shares the TLS context (and its
             # tickets). Before --user too, as nginx does: a key readable by root only.
             self.accept_layers = build_accept_layers(config, self.listeners)
-            switch_identity(config)  # --user/--group: root only as long as binding needs it
+            # --user/--group: root only as long as binding needs it
+            switch_identity(config, [lst.path for lst in self.listeners if lst.path and not lst.inherited])
             metrics = self._start_metrics()
             log.info(
                 "server.started",

@@ -36,14 +36,19 @@ import hashlib
 import os
 import socket
 import ssl
+import time
 from pathlib import Path
 from typing import Any, Callable
+
+import structlog
 
 from netcore.errors import SettingError
 from netcore.ratelimited_log import RateLimitedLog
 from netcore.reactor.connection import _OPEN, EVENT_READ, EVENT_WRITE, PEER_GONE, Connection
+from netcore.settings import Setting
 
 failures = RateLimitedLog("netcore.tls")
+log = structlog.get_logger("netcore.tls")
 
 _WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
@@ -71,12 +76,8 @@ def build_context(config: Any) -> ssl.SSLContext:
     # which is how the blocking schemes' stop (a shut-down read side) wakes a reader.
     # Every protocol here frames its own messages, so a truncation cannot pass for a reply.
     context.options |= getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
-    password = config.keyfile_password or None
-    try:
-        context.load_cert_chain(certfile, keyfile, password=password)
-    except (ssl.SSLError, OSError) as exc:
-        raise SettingError("keyfile" if keyfile else "certfile", keyfile or certfile,
-                           f"a certificate chain and its private key (PEM; {_reason(exc)})") from None
+    _load_chain(context, certfile, keyfile, config.keyfile_password or None)
+    _warn_if_expiring(certfile)
     if config.ciphers:
         try:
             context.set_ciphers(config.ciphers)
@@ -94,6 +95,78 @@ def build_context(config: Any) -> ssl.SSLContext:
         context.set_alpn_protocols(list(config.alpn))
     context.netcore_source = source  # type: ignore[attr-defined]
     return context
+
+
+class _NoPassword(Exception):
+    """OpenSSL asked for the key's password and no ``keyfile_password`` is set."""
+
+
+def _load_chain(context: ssl.SSLContext, certfile: str, keyfile: str | None, password: str | None) -> None:
+    """``load_cert_chain``, with an error that names the setting at fault.
+
+    The password is given as a callback, never as None: with None, OpenSSL asks for it
+    on the terminal -- a server started from a shell, or a HUP, would sit at a prompt,
+    and one under systemd would read EOF and report a bad key. The callback says whether
+    the key was encrypted at all, which is what tells a wrong password from a bad file.
+    """
+    asked = []
+
+    def give_password() -> str:
+        asked.append(True)
+        if password is None:
+            raise _NoPassword
+        return password
+
+    key_path = keyfile or certfile
+    try:
+        context.load_cert_chain(certfile, keyfile, password=give_password)
+    except _NoPassword:
+        raise SettingError("keyfile_password", "", f"the password of the encrypted key {key_path!r} "
+                           "(it is encrypted and no password is set)") from None
+    except (ssl.SSLError, OSError) as exc:
+        if asked:
+            raise SettingError("keyfile_password", Setting.MASK,
+                               f"the password that decrypts the key {key_path!r} (this one does not)") from None
+        if keyfile and not _holds_certificate(certfile):
+            raise SettingError("certfile", certfile, "a PEM certificate chain (no certificate found in it)") from None
+        raise SettingError("keyfile" if keyfile else "certfile", key_path,
+                           f"a certificate chain and its private key (PEM; {_reason(exc)})") from None
+
+
+#: A certificate that ends within this many seconds is warned about at start and on HUP.
+EXPIRY_WARNING = 14 * 86400
+
+
+def _warn_if_expiring(certfile: str) -> None:
+    """A warning, at start and on each HUP, when the served certificate has expired or
+    ends within :data:`EXPIRY_WARNING`: clients refuse an expired one, and the server
+    would otherwise serve it without a word (a failed renewal is found by its users).
+    Read with the ssl module's own decoder (no third-party parser); where this Python
+    lacks it, no warning."""
+    decode = getattr(getattr(ssl, "_ssl", None), "_test_decode_cert", None)
+    if decode is None:
+        return
+    try:
+        not_after = decode(certfile)["notAfter"]
+        left = ssl.cert_time_to_seconds(not_after) - time.time()
+    except (ssl.SSLError, OSError, KeyError, ValueError):
+        return
+    if left <= 0:
+        log.warning("tls.certificate_expired", certfile=certfile, not_after=not_after)
+    elif left < EXPIRY_WARNING:
+        log.warning("tls.certificate_expiring", certfile=certfile, not_after=not_after, days_left=int(left // 86400))
+
+
+def _holds_certificate(path: str) -> bool:
+    """Whether ``path`` starts a PEM certificate that decodes (the chain's first)."""
+    try:
+        text = Path(path).read_text("ascii", errors="replace")
+        begin = text.index("-----BEGIN CERTIFICATE-----")
+        end = text.index("-----END CERTIFICATE-----", begin) + len("-----END CERTIFICATE-----")
+        ssl.PEM_cert_to_DER_cert(text[begin:end])
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 #: The settings a context is made from; the files among them are read for their bytes.

@@ -38,11 +38,14 @@ import os
 import socket
 import stat
 
+import structlog
 from netcore.acceptor import Listener
 from netcore.core_settings import DEFAULT_BIND, default_backlog
 from netcore.errors import InUse, UsageError
 
 from netcore_acceptors.addresses import Address, format_sockname, parse_address
+
+log = structlog.get_logger("netcore.acceptor")
 
 # ``DEFAULT_BIND``, the ``bind`` setting's default (the essay's echo port), is the
 # core's own constant, so the test "did the user pass addresses?" cannot drift from the
@@ -338,12 +341,25 @@ def close_listeners(listeners: list[Listener]) -> None:
         path = listener.path
         if path and not listener.inherited and _created_paths.get(path) == os.getpid():
             del _created_paths[path]
-            _unlink_quietly(path)
+            try:
+                _unlink_socket(path)
+            except OSError as exc:
+                # Typically --user in a directory only root may write: the next start
+                # replaces the stale socket, but the operator should know it is there.
+                log.warning("listener.socket_left", path=path, error=exc.strerror or str(exc))
 
 
 def _unlink_quietly(path: str) -> None:
     try:
+        _unlink_socket(path)
+    except OSError:
+        pass
+
+
+def _unlink_socket(path: str) -> None:
+    """Remove ``path`` if it is a socket (never a file someone put there since); gone is fine."""
+    try:
         if stat.S_ISSOCK(os.lstat(path).st_mode):
             os.unlink(path)
-    except OSError:
+    except FileNotFoundError:
         pass
