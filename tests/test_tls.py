@@ -117,11 +117,12 @@ def test_16_mib_echo_over_tls_is_byte_identical(pki, combo):
 def test_pipelined_http_over_tls_answers_in_order(pki, combo):
     with ServerProcess(*tls_args(pki), *combo, "--protocol", "http", "--app", "tls_apps:environ",
                        env=APP_ENV) as server:
-        with tls_connect(server.address, client_context(pki)) as sock:
+        # The file shares the socket: the connection closes only when both are closed (left
+        # open, the server's stop waited out its linger for this client's FIN: 2.5 s a test).
+        with tls_connect(server.address, client_context(pki)) as sock, sock.makefile("rb") as stream:
             assert sock.selected_alpn_protocol() in (None, "http/1.1")
             requests = b"".join(f"GET /r{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(40))
             sock.sendall(requests)
-            stream = sock.makefile("rb")
             paths = []
             for _ in range(40):
                 response = http.client.HTTPResponse(_Replay(stream))
