@@ -91,6 +91,17 @@ def test_unknown_environment_variable_warns_and_serves(tmp_path, start_server):
         "netcore: warning: ignoring environment variable NETCORE_LEFTOVER_SETTING: no setting 'leftover_setting'")
 
 
+@pytest.mark.parametrize("args, expected", [
+    (("--wrokers", "2"), "unrecognized arguments: --wrokers (did you mean '--workers'?)"),
+    (("--protocl=http",), "unrecognized arguments: --protocl=http (did you mean '--protocol'?)"),
+    (("--dispatch", "prefrok"), "'prefrok' is not allowed (did you mean 'prefork'?); allowed: "),
+])
+def test_a_mistyped_flag_or_value_names_the_nearest(tmp_path, args, expected):
+    result = run_netcore("serve", *args, cwd=str(tmp_path))
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and expected in lines[0], result.stderr
+
+
 def test_default_backlog_is_somaxconn(tmp_path):
     data = json.loads(run_netcore("config", "--json", cwd=str(tmp_path)).stdout)
     with open("/proc/sys/net/core/somaxconn") as fh:

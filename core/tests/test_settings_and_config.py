@@ -116,7 +116,19 @@ def test_unknown_env_variable_is_a_warning_not_an_error(settings, tmp_path):
     """The environment is shared with other tools: a stray NETCORE_* must not stop a server."""
     config = resolve(settings, environ={"NETCORE_POLLR": "poll"}, cwd=str(tmp_path))
     assert config.poller == "epoll-lt"
-    assert config.warnings == ("ignoring environment variable NETCORE_POLLR: no setting 'pollr'",)
+    assert config.warnings == ("ignoring environment variable NETCORE_POLLR: no setting 'pollr' "
+                               "(did you mean 'NETCORE_POLLER'?)",)
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"cli": [("poller", "epoll-tl", "--poller")]}, "'epoll-tl' is not allowed (did you mean 'epoll-lt'?); allowed:"),
+    ({"sets": ["wrokers=2"]}, "unknown setting 'wrokers' (from --set) (did you mean 'workers'?); known settings:"),
+    ({"sets": ["dispatch=zzz"]}, "'zzz' is not allowed; allowed: inline, prefork"),  # nothing near: no guess
+])
+def test_a_typo_is_answered_with_the_nearest_name(settings, tmp_path, kwargs, expected):
+    with pytest.raises(UsageError) as caught:
+        resolve(settings, environ={}, cwd=str(tmp_path), **kwargs)
+    assert expected in str(caught.value)
 
 
 def test_settings_are_declared_once(settings):

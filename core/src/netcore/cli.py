@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 import attrs
 
 from netcore import __version__
-from netcore.errors import SettingError, UsageError
+from netcore.errors import SettingError, UsageError, did_you_mean
 from netcore.plugins import PluginHost
 from netcore.settings import Settings
 
@@ -164,7 +164,22 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit status 2), not a usage dump."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see '{self.prog} --help')")
+        hint = ""
+        if message.startswith("unrecognized arguments: "):
+            typo = message.split(": ", 1)[1].split()[0].split("=", 1)[0]
+            if typo.startswith("--"):
+                hint = did_you_mean(typo, self._flags())
+        raise UsageError(f"{message}{hint} (see '{self.prog} --help')")
+
+    def _flags(self) -> set[str]:
+        """Every long option of this parser and of its subcommands' parsers (argparse
+        reports an unknown flag from the top-level parser, which knows only its own)."""
+        flags = {flag for flag in self._option_string_actions if flag.startswith("--")}
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for parser in action.choices.values():
+                    flags |= {flag for flag in parser._option_string_actions if flag.startswith("--")}
+        return flags
 
 
 def check_plugin_options(host: PluginHost, blocked: Sequence[str], extra: Sequence[str]) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 import attrs
 
-from netcore.errors import SettingError, UsageError
+from netcore.errors import SettingError, UsageError, did_you_mean
 from netcore.settings import Settings
 
 if sys.version_info >= (3, 11):
@@ -63,7 +63,8 @@ class Config:
 
 def _unknown(name: str, source: str, settings: Settings) -> UsageError:
     return UsageError(
-        f"unknown setting {name!r} (from {source}); known settings: {', '.join(sorted(settings.names()))}"
+        f"unknown setting {name!r} (from {source}){did_you_mean(name, settings.names())}; "
+        f"known settings: {', '.join(sorted(settings.names()))}"
     )
 
 
@@ -122,7 +123,8 @@ def resolve(
             # Not an error, unlike an unknown key in a file or on the command line: the
             # environment is shared with other tools, and a variable left over from a
             # plugin that is not installed (or blocked with -p no:) must not stop a server.
-            warnings.append(f"ignoring environment variable {key}: no setting {name!r}")
+            hint = did_you_mean(name, settings.names(), spell=lambda known: f"NETCORE_{known.upper()}")
+            warnings.append(f"ignoring environment variable {key}: no setting {name!r}{hint}")
             continue
         raw[name] = (environ[key], f"env {key}")
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 
 import attrs
 
-from netcore.errors import SettingError
+from netcore.errors import SettingError, did_you_mean
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -128,7 +128,7 @@ class Setting:
 
     def _check_choice(self, value: str, source: str) -> None:
         if self.choices is not None and value not in self.choice_list():
-            raise SettingError(self.name, value, self.allowed(), source)
+            raise SettingError(self.name, value, self.allowed(), source, did_you_mean(value, self.choice_list()))
 
 
 def _num(x: float) -> str:
