@@ -138,7 +138,10 @@ def test_a_bad_access_log_format_fails_at_start():
     done = run_netcore("serve", "--protocol", "http", "--access-log", "--access-log-format", "%(nope)s",
                        "--bind", "127.0.0.1:0")
     assert done.returncode == 2
-    assert "access_log_format" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    # the setting, where it came from, what is wrong in words (it was "KeyError: 'nope'")
+    assert "setting 'access_log_format' (from --access-log-format): '%(nope)s'" in done.stderr
+    assert "%(nope)s is no atom" in done.stderr and "KeyError" not in done.stderr
 
 
 def test_the_built_in_app_logs_every_response():

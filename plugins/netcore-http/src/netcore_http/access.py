@@ -68,8 +68,10 @@ def check_format(value: str) -> str | None:
         return None
     try:
         fmt % _Atoms(("GET", "/", "1.1", []), 200, 0, 0.0, "127.0.0.1")
-    except (KeyError, ValueError, TypeError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+    except KeyError as exc:
+        return f"%({exc.args[0]})s is no atom"
+    except (ValueError, TypeError) as exc:
+        return f"not a %-format of atoms: {exc}"
     return None
 
 

@@ -1,6 +1,7 @@
 """Registers the http protocol and its settings; nothing is imported until it is selected."""
 
 from netcore import hookimpl
+from netcore.errors import SettingError
 
 
 @hookimpl
@@ -101,19 +102,22 @@ def netcore_check_assembly(assembly):
                         f"but setting 'protocol' is {assembly.protocol.name!r}: add --protocol http or drop --app")
     from netcore_http.proxy import check_spec
 
+    def refuse(name: str, problem: str, allowed: str) -> None:
+        # The same line as every other bad setting, with where the value came from.
+        problems.append(str(SettingError(name, config.get(name), allowed, config.source(name), f" ({problem})")))
+
     problem = check_spec(config.get("forwarded_allow_ips", "127.0.0.1"))
     if problem:
-        problems.append(f"setting 'forwarded_allow_ips': {problem}; allowed: IP addresses or networks, "
-                        "comma-separated, or *")
+        refuse("forwarded_allow_ips", problem, "IP addresses or networks, comma-separated, or *")
     from netcore_http.access import check_format
 
     problem = check_format(config.get("access_log_format", ""))
     if problem:
-        problems.append(f"setting 'access_log_format': {problem}; allowed: combined, common, or gunicorn "
-                        "atoms such as %(h)s %(r)s %(s)s %(B)s %(D)s %({header}i)s")
+        refuse("access_log_format", problem,
+               "combined, common, or gunicorn atoms such as %(h)s %(r)s %(s)s %(B)s %(D)s %({header}i)s")
     root = config.get("root_path", "")
     if root and not root.startswith("/"):
-        problems.append(f"setting 'root_path': {root!r} is not allowed; allowed: a path beginning with '/'")
+        refuse("root_path", "it must begin with '/'", "a path beginning with '/'")
     if config.get("interface", "auto") == "asgi" and assembly.protocol.name == "http":
         # Said outright: refused here. With auto, for_server refuses once the app is loaded.
         from netcore_http.hosting import assembly_problems
