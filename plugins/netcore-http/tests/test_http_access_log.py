@@ -42,7 +42,7 @@ def test_access_events_field_by_field(scheme, tmp_path):
     name = tmp_path / "f.bin"
     name.write_bytes(data)
     server = start(scheme, "--app", "http_apps:app", "--access-log", "--body-timeout", "0.5",
-                   "--max-header-count", "20")
+                   "--max-header-count", "20", "--max-body-size", "400000")
     try:
         assert get(server.address, "/echo?a=1")[0] == 200
         status, body = get(server.address, "/stream?count=50&size=1000")
@@ -56,7 +56,8 @@ def test_access_events_field_by_field(scheme, tmp_path):
         with connect(server.address) as sock:
             sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
             assert read_until_close(sock).startswith(b"HTTP/1.1 408")
-        events = server.wait_events("http.access", 7)
+        assert raw_exchange(server.address, b"PUT /big?n=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n")[0] == 413
+        events = server.wait_events("http.access", 8)
     finally:
         assert server.stop() == 0
     by_status = {}
@@ -77,6 +78,8 @@ def test_access_events_field_by_field(scheme, tmp_path):
     assert by_status[500][0]["target"] == "/fail-before" and by_status[500][0]["bytes"] > 0
     assert 431 in by_status and 400 in by_status
     assert by_status[408][0]["method"] == "POST"
+    # refused on its announced length, before any of the body: which request it was
+    assert (by_status[413][0]["method"], by_status[413][0]["target"]) == ("PUT", "/big?n=1")
 
 
 def test_combined_format_to_a_file_reopened_on_usr1(tmp_path):

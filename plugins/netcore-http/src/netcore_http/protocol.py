@@ -269,6 +269,8 @@ class HttpProtocol(Protocol):
     # it. (What the per-request path reads is set in __init__: in Python 3.11 reading a
     # class default through an instance is not specialised, an instance attribute is.)
     _reject_status = 0
+    #: ``(method, target)`` of a request refused once its head was complete (_reject_head).
+    _refused_head: tuple[bytes, bytes] | None = None
     _reject_reason = ""
     _url = b""
     _request: tuple = ()
@@ -706,11 +708,11 @@ class HttpProtocol(Protocol):
         limits = self.limits
         if transfer_encodings:
             if transfer_encodings > 1 or transfer_encoding.strip().lower() != b"chunked":
-                self._reject(400, "unsupported or repeated Transfer-Encoding")
+                self._reject_head(400, "unsupported or repeated Transfer-Encoding")
             if version == "1.0":
-                self._reject(400, "Transfer-Encoding in an HTTP/1.0 request")
+                self._reject_head(400, "Transfer-Encoding in an HTTP/1.0 request")
         if length > limits.max_body_size:
-            self._reject(413, "request body too large")
+            self._reject_head(413, "request body too large")
         if keep_alive:  # during a drain, the last of each batch is made final (_final_batch)
             mode = KEEP_ALIVE_11 if version == "1.1" else KEEP_ALIVE_10
         else:
@@ -841,6 +843,13 @@ class HttpProtocol(Protocol):
         self._reject_reason = reason
         raise _Reject(reason)
 
+    def _reject_head(self, status: int, reason: str) -> None:
+        """Refuse a request whose head is complete: its method and target go with the
+        refusal, so the access log says which request it was (a 413 on an announced
+        length was logged with neither)."""
+        self._refused_head = (self._parser.get_method(), self._url)
+        self._reject(status, reason)
+
     def _refuse(self, status: int, reason: str) -> None:
         """Queue an error response (after the responses still owed) and stop parsing."""
         stream = self._stream
@@ -856,7 +865,8 @@ class HttpProtocol(Protocol):
                 self._body_error = (status, reason)
                 stream.fail(RequestBodyError(status, reason))
             return
-        self._batch.append(refused(status, reason))
+        head, self._refused_head = self._refused_head, None
+        self._batch.append(refused(status, reason, *(head or ())))
         self._broken = True
         self._phase = IDLE
 

@@ -34,9 +34,10 @@ STREAM_FLUSH = 64 * 1024
 ClientGone = ConnectionClosed
 
 
-def refused(status: int, message: str) -> tuple:
-    """The request tuple of a request the server refuses itself (answered, then closed)."""
-    return (b"", b"", "1.1", [], b"", CLOSE_MODE, (status, message))
+def refused(status: int, message: str, method: bytes = b"", target: bytes = b"") -> tuple:
+    """The request tuple of a request the server refuses itself (answered, then closed);
+    its method and target where its head was read whole."""
+    return (method, target, "1.1", [], b"", CLOSE_MODE, (status, message))
 
 
 class Limits:
