@@ -154,6 +154,29 @@ def test_fast_stop_ends_a_process_whose_handler_holds_it(dispatch, signum, stall
     assert stopped["stats"]["connections_accepted"] == 1, stopped
 
 
+@pytest.mark.parametrize("dispatch", ("inline", "multi-reactor"))
+def test_term_ends_a_process_whose_handler_holds_it_after_the_graceful_timeout(dispatch, stall_env):
+    """TERM waits for the handler as long as graceful_timeout says (a stop's timer runs
+    on the loop the handler holds, so it could not fire), then KILL_GRACE more; it waited
+    for ever (30 s here: the handler's own end)."""
+    with ServerProcess("-p", "stall_plugin", "--protocol", "stall", "--dispatch", dispatch, "--workers", "1",
+                       "--graceful-timeout", "1", env=stall_env) as server:
+        server.wait_event("worker.started")
+        sock = connect(server.address, timeout=10)
+        try:
+            sock.sendall(b"hold")
+            server.wait_event("stall.holding", 10)
+            sent = time.monotonic()
+            assert server.stop(signal.SIGTERM, timeout=20) == 0, server.describe()
+            took = time.monotonic() - sent
+        finally:
+            sock.close()
+        overdue = server.wait_event("server.stop_overdue", 1.0)
+    assert 1.0 <= took < 8.0, f"exit {took:.2f} s after TERM with graceful_timeout 1"
+    assert overdue["reason"] == "signal SIGTERM" and overdue["waited"] == 2.0, overdue
+    assert server.stopped_event()["reason"] == "signal SIGTERM"
+
+
 @pytest.mark.parametrize("dispatch", ("inline", "pool"))
 def test_fast_stop_with_nothing_held_exits_at_once_as_before(dispatch):
     """The bound is a backstop: a server with nothing running stops as it always did."""

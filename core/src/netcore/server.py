@@ -386,8 +386,11 @@ class Server:
         # /readyz fails from here on, so that a balancer stops sending before connections close.
         self.ready = False
         self._stopping = "graceful" if graceful else "fast"
-        if not graceful and self._ends_itself():
-            self._start_stop_watchdog(reason)
+        if self._ends_itself():
+            # A graceful stop is bounded too: by graceful_timeout, after which the
+            # dispatcher aborts what is left -- unless a handler holds the thread that
+            # would do it. Then, KILL_GRACE later, the watchdog ends the process.
+            self._start_stop_watchdog(reason, KILL_GRACE + (float(self.config.graceful_timeout) if graceful else 0.0))
         if not self._in_worker_process:
             notify("STOPPING=1")
         if graceful and not self._in_worker_process and not self.listeners_shared:
@@ -418,19 +421,21 @@ class Server:
         forking parent) waits only for its children, which it kills itself."""
         return not self._in_worker_process and not self.concurrency.multiprocess
 
-    def _start_stop_watchdog(self, reason: str) -> None:
-        """Bound this fast stop to :data:`KILL_GRACE`, as a master bounds its workers'.
-        Once, at the first fast stop; maybe inside a signal handler (a thread start only)."""
+    def _start_stop_watchdog(self, reason: str, after: float) -> None:
+        """Bound this stop to ``after`` seconds, as a master bounds its workers': a fast
+        stop to :data:`KILL_GRACE`, a graceful one to ``graceful_timeout`` more. Once per
+        kind of stop (a fast one during a graceful one brings its own, shorter bound);
+        maybe inside a signal handler (a thread start only)."""
         # A thread, not a timer on the loop or a SIGALRM handler: what the stop would wait
         # for is a handler holding the loop's thread (or a thread the dispatcher joins),
         # and Python can neither interrupt a function running in a thread nor run a signal
         # handler while the main thread is inside a C call. This thread runs as soon as the
         # held one lets go of the GIL, which every blocking call does (sleep, I/O, a lock)
         # and pure Python code does every few milliseconds.
-        start_thread(self._stop_watchdog, reason, name="netcore-stop-watchdog")
+        start_thread(self._stop_watchdog, reason, after, name="netcore-stop-watchdog")
 
-    def _stop_watchdog(self, reason: str) -> None:
-        time.sleep(KILL_GRACE)  # a daemon thread: gone with a process that exits in time
+    def _stop_watchdog(self, reason: str, after: float) -> None:
+        time.sleep(after)  # a daemon thread: gone with a process that exits in time
         # Still here, the process did not finish its fast stop: end it, as a master ends
         # such a worker. Not with SIGKILL, though, which would exit 137 with nothing said:
         # this process can still say it, so it exits as a fast stop is documented to
@@ -439,7 +444,7 @@ class Server:
         # a unix: socket's file (the next start reuses a stale one).
         try:
             claimed = self._stopped_claim.acquire(blocking=False)
-            writer = threading.Thread(target=self._finish_overdue_stop, args=(reason, claimed),
+            writer = threading.Thread(target=self._finish_overdue_stop, args=(reason, claimed, after),
                                       name="netcore-stop-writer", daemon=True)
             writer.start()
             # stderr itself may be what holds the process (a pipe nobody reads): the events
@@ -448,13 +453,13 @@ class Server:
         finally:
             os._exit(self.exit_status)
 
-    def _finish_overdue_stop(self, reason: str, claimed: bool) -> None:
+    def _finish_overdue_stop(self, reason: str, claimed: bool, waited: float) -> None:
         """The stop watchdog's last words: ``server.stop_overdue``, and ``server.stopped``
         unless the main thread wrote it already (then something after it held the exit: a
         thread the interpreter joins)."""
         try:
-            log.warning("server.stop_overdue", reason=reason, waited=KILL_GRACE,
-                        detail=f"still running {KILL_GRACE:g} s after the fast stop (a handler that does "
+            log.warning("server.stop_overdue", reason=reason, waited=waited,
+                        detail=f"still running {waited:g} s after the stop began (a handler that does "
                                "not return): the process exits without waiting for it")
             if claimed:
                 log.info("server.stopped", reason=reason, stats=summarize(self._stats_now()))
