@@ -25,16 +25,21 @@ def install(ctx: Context, max_bulk: int) -> None:
         if argv[3] not in (b"0", b"1"):
             raise Reply(BIT_VALUE)
         key = argv[1]
-        value = bytearray(string_value(key) or b"")
+        value = string_value(key)
+        # Changed in place (as Redis's SDS): a plain SET value is copied once into a
+        # bytearray, then each SETBIT costs O(1) (plus any zero padding it adds).
+        if value is None:
+            value = data[key] = bytearray()
+        elif value.__class__ is bytes:
+            value = data[key] = bytearray(value)
         index, bit = offset >> 3, 7 - (offset & 7)
         if index >= len(value):
-            value.extend(bytes(index + 1 - len(value)))
+            value += bytes(index + 1 - len(value))
         old = (value[index] >> bit) & 1
         if argv[3] == b"1":
             value[index] |= 1 << bit
         else:
             value[index] &= ~(1 << bit) & 0xFF
-        data[key] = bytes(value)
         return integer(old)
 
     def getbit(argv, client):
@@ -68,11 +73,14 @@ def install(ctx: Context, max_bulk: int) -> None:
         if start > end or not value:
             return integer(0)
         if unit_bits:
-            number = int.from_bytes(value, "big")
-            width = len(value) * 8
-            piece = (number >> (width - 1 - end)) & ((1 << (end - start + 1)) - 1)
-            return integer(bin(piece).count("1"))
-        return integer(bin(int.from_bytes(value[start:end + 1], "big")).count("1"))
+            # Only the bytes the range covers: O(range), not O(value).
+            first = start >> 3
+            chunk = value[first:(end >> 3) + 1]
+            start, end = start - (first << 3), end - (first << 3)
+            number = int.from_bytes(chunk, "big")
+            piece = (number >> (len(chunk) * 8 - 1 - end)) & ((1 << (end - start + 1)) - 1)
+            return integer(piece.bit_count())
+        return integer(int.from_bytes(value[start:end + 1], "big").bit_count())
 
     register("setbit", (4, ("write", "denyoom"), 1, 1, 1), setbit)
     register("getbit", (3, ("readonly", "fast"), 1, 1, 1), getbit)

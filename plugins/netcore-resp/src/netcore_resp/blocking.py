@@ -14,11 +14,11 @@ do not block (they answer as if the timeout had passed), as in Redis.
 from __future__ import annotations
 
 import collections
-import math
 import time
 from typing import Any
 
 from netcore_resp.context import Context
+from netcore_resp.floats import string2ld, times_int_ceil
 from netcore_resp.framing import LLONG_MAX, error_reply, string2ll
 from netcore_resp.keyspace import now_ms
 from netcore_resp.replies import SYNTAX, WRONGTYPE, Reply, bulk
@@ -115,22 +115,21 @@ class Waiters:
 
 
 def parse_timeout(value: bytes) -> float:
-    """Seconds, as Redis's ``getTimeoutFromObjectOrReply`` reads them (strtold: hex too).
-
-    A timeout whose deadline in Unix milliseconds would pass LLONG_MAX is out of range.
+    """Seconds, as Redis 7.0's ``getTimeoutFromObjectOrReply`` reads them: a long double
+    (strtold: hex too, no underscores or blanks), times 1000 rounded up to whole
+    milliseconds (0.0001 waits 1 ms, -0.0001 is 0: for ever); past long long (``1e16``,
+    ``1e400``, ``inf``) C's conversion gives LLONG_MIN, so Redis calls it negative. A
+    deadline in Unix milliseconds past LLONG_MAX is out of range (Redis 7.2's check).
     """
-    try:
-        text = value.decode("ascii")
-        seconds = float.fromhex(text) if text.lower().lstrip("+-").startswith("0x") else float(text)
-    except (UnicodeDecodeError, ValueError):
-        raise Reply(NOT_A_TIMEOUT) from None
-    if math.isnan(seconds) or math.isinf(seconds):
+    seconds = string2ld(value)
+    if seconds is None:
         raise Reply(NOT_A_TIMEOUT)
-    if seconds < 0:
+    ms = times_int_ceil(seconds, 1000)
+    if ms is None or ms < 0:
         raise Reply(NEGATIVE_TIMEOUT)
-    if seconds * 1000 > LLONG_MAX - now_ms():
+    if ms > LLONG_MAX - now_ms():
         raise Reply(TIMEOUT_OUT_OF_RANGE)
-    return seconds
+    return ms / 1000
 
 
 #: LMPOP's ends: LEFT is True.

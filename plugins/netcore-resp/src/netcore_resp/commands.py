@@ -15,11 +15,12 @@ joins their replies, so that a whole read of pipelined commands costs one ``send
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import time
 from typing import Any, Callable
 
-from netcore_resp import bits, blocking, dump, hashes, lcs, lists, sets, sort, streams, strings, zsets
+from netcore_resp import bits, blocking, dump, floats, hashes, lcs, lists, sets, sort, streams, strings, zsets
 from netcore_resp import info as server_info
 from netcore_resp import keys as key_commands
 from netcore_resp.blocking import Blocked
@@ -86,6 +87,7 @@ SPECS: dict[str, tuple[int, tuple[str, ...], int, int, int]] = {
     "ping": (-1, ("fast",), 0, 0, 0),
     "echo": (2, ("fast",), 0, 0, 0),
     "quit": (-1, ("fast", "noscript"), 0, 0, 0),
+    "reset": (1, ("noscript", "loading", "stale", "fast"), 0, 0, 0),
     "hello": (-1, ("noscript", "loading", "stale", "fast"), 0, 0, 0),
     "auth": (-2, ("noscript", "loading", "stale", "fast"), 0, 0, 0),
     "select": (2, ("loading", "stale", "fast"), 0, 0, 0),
@@ -142,7 +144,7 @@ SPECS: dict[str, tuple[int, tuple[str, ...], int, int, int]] = {
 INSTALLED_LATER = {"multi", "exec", "discard", "watch", "unwatch"}
 
 #: The Redis type of a value, by its Python class (TYPE, SCAN's TYPE option).
-TYPE_NAMES: dict[type, bytes] = {bytes: b"string", collections.deque: b"list", dict: b"hash", set: b"set",
+TYPE_NAMES: dict[type, bytes] = {bytes: b"string", bytearray: b"string", collections.deque: b"list", dict: b"hash", set: b"set",
                                   zsets.ZSet: b"zset", streams.Stream: b"stream"}
 
 ARITY_ERRORS = {name: arity_error(name) for name in SPECS}
@@ -151,7 +153,7 @@ ARITY_ERRORS = {name: arity_error(name) for name in SPECS}
 #: no more than their own arguments): left unwrapped by streaming.count_large, so they
 #: pay nothing for the part accounting. GET and SET count their large replies inline.
 BOUNDED = frozenset("""
-    get set ping echo quit hello auth select setnx setex psetex mset msetnx del unlink exists incr incrby
+    get set ping echo quit reset hello auth select setnx setex psetex mset msetnx del unlink exists incr incrby
     decr decrby incrbyfloat append strlen setrange setbit getbit bitcount expire pexpire expireat pexpireat
     expiretime pexpiretime ttl pttl persist type touch rename renamenx copy move swapdb dbsize flushdb
     flushall lpush rpush lpushx rpushx llen lset linsert lrem ltrim hset hmset hsetnx hdel hlen hexists
@@ -159,6 +161,9 @@ BOUNDED = frozenset("""
     zcount zlexcount zscore zrank zrevrank zremrangebyscore zremrangebyrank zremrangebylex publish
     multi discard watch unwatch
 """.split())
+
+
+RESET = b"+RESET\r\n"
 
 
 def _arity_ok(n: int, arity: int) -> bool:
@@ -269,9 +274,13 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False, db: int = 0) -> d
 
     def string_value(key: bytes) -> bytes | None:
         value = alive(key)
-        if value is not None and value.__class__ is not bytes:
+        if value is not None and value.__class__ is not bytes and value.__class__ is not bytearray:
             raise Reply(WRONGTYPE)
         return value
+
+    def frozen_alive(key: bytes) -> Any:
+        value = alive(key)
+        return bytes(value) if value.__class__ is bytearray else value
 
     def typed(key: bytes, kind: type) -> Any:
         value = alive(key)
@@ -296,6 +305,15 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False, db: int = 0) -> d
     @checked
     def quit(argv, client):
         raise Quit
+
+    @checked
+    def reset(argv, client):
+        """RESET: the connection's state as a new connection's (``client.reset_state``), then +RESET.
+
+        Runs at once inside MULTI and in RESP2's subscribed mode (their tables take it).
+        """
+        client.reset_state()
+        raise Switched(RESET)  # the next commands use database 0's RESP2 table
 
     @checked
     def hello(argv, client):
@@ -440,7 +458,8 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False, db: int = 0) -> d
                 return arity_error("command|count")
             return integer(len(SPECS))
         if sub == b"info":
-            return raw_array([command_info(name.lower().decode("latin-1")) for name in argv[2:]])
+            names = [name.lower().decode("latin-1") for name in argv[2:]]
+            return raw_array([command_info(name) if name in SPECS else NIL for name in names])  # unknown: a null
         if sub == b"docs":
             return EMPTY_ARRAY  # no documentation: clients (redis-cli hints) fall back
         if sub == b"list":
@@ -522,7 +541,7 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False, db: int = 0) -> d
 
     @checked
     def scan(argv, client):
-        return scan_keys(data, alive, type_name, argv)
+        return scan_keys(ks, type_name, argv)
 
     @checked
     def hscan(argv, client):
@@ -632,9 +651,9 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False, db: int = 0) -> d
         if expires and key in expires and expires[key] <= now_ms():
             ks._expire(key)
             return NIL
-        if value.__class__ is not bytes:
+        if value.__class__ is not bytes and value.__class__ is not bytearray:
             return WRONGTYPE
-        n = len(value)
+        n = len(value)  # a bytearray (grown in place by APPEND...) is copied by the + below
         if n < small_reply:
             return headers[n] + value + crlf
         raise Large(b"$%d\r\n" % n + value + crlf)  # counted towards the batch's part
@@ -729,7 +748,7 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False, db: int = 0) -> d
         values = []
         for key in argv[1:]:
             value = alive(key)
-            values.append(value if value.__class__ is bytes else None)
+            values.append(value if value.__class__ is bytes or value.__class__ is bytearray else None)
         return array(values)
 
     @checked
@@ -775,11 +794,19 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False, db: int = 0) -> d
     def append(argv, client):
         key = argv[1]
         old = string_value(key)
-        value = argv[2] if old is None else old + argv[2]
-        if old is not None and len(value) > max_bulk:
+        piece = argv[2]
+        if old is None:
+            data[key] = piece
+            return integer(len(piece))
+        if len(old) + len(piece) > max_bulk:
             return STRING_TOO_LONG
-        data[key] = value
-        return integer(len(value))
+        if piece:
+            if old.__class__ is bytes:
+                # From now on the value grows in place (Redis's SDS with spare room):
+                # one copy here, then each APPEND costs its own argument, amortised.
+                old = data[key] = bytearray(old)
+            old += piece
+        return integer(len(old))
 
     @checked
     def strlen(argv, client):
@@ -909,9 +936,12 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False, db: int = 0) -> d
                   nil_array=NIL_ARRAY, array=array, maybe_bulk=maybe_bulk, pairs=pairs, table=table, specs=SPECS,
                   waiters=info.waiters[db], db=db, info=info)
     blocking.install(ctx, info.waiters[db])
-    for module in (sets, zsets, streams, hashes, lists, sort, dump, key_commands):
+    for module in (sets, zsets, streams, hashes, lists, sort, key_commands):
         module.install(ctx)
+    # DUMP encodes the value it is given: a string grown in place (bytearray) as bytes.
+    dump.install(dataclasses.replace(ctx, alive=frozen_alive))
     strings.install(ctx, max_bulk)
+    floats.install(ctx)  # INCRBYFLOAT, in long double as Redis computes it
     bits.install(ctx, max_bulk)
     lcs.install(ctx, max_bulk)
     key_commands.install_server(ctx)
@@ -1013,7 +1043,8 @@ def make_executor(part: int = PART) -> Callable[..., Any]:
                     more = BLOCKED
                     break
                 except Exception as exc:  # a bug in a command: its reply only, never the server
-                    append(error_reply(f"internal error in '{argv[0]!r}': {type(exc).__name__}"))
+                    append(error_reply(b"internal error in '%s': %s" % (cstr(argv[0])[:128],
+                                                                         type(exc).__name__.encode())))
         except Quit:
             append(OK)
             client.quit = True

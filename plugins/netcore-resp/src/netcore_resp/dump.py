@@ -83,16 +83,26 @@ def decode(payload: bytes) -> Any:
             pos += size
     except struct.error:
         raise Reply(BAD_FORMAT) from None
-    if pos != len(data):
+    if pos != len(data) or not items:
+        # An empty list, set, hash or sorted set is no value (Redis refuses one on load:
+        # a key holding it would answer EXISTS 1 and then fail every command).
         raise Reply(BAD_FORMAT)
     if kind == b"l":
         return collections.deque(items)
     if kind == b"S":
-        return set(items)
-    if kind == b"h" and len(items) % 2 == 0:
-        return dict(zip(items[::2], items[1::2]))
-    if kind == b"z" and len(items) % 2 == 0 and all(len(s) == _SCORE.size for s in items[1::2]):
-        return ZSet((member, _SCORE.unpack(score)[0]) for member, score in zip(items[::2], items[1::2]))
+        members = set(items)
+        if len(members) == len(items):  # duplicates: Redis's "Duplicate set members detected"
+            return members
+    elif kind == b"h" and len(items) % 2 == 0:
+        fields = dict(zip(items[::2], items[1::2]))
+        if 2 * len(fields) == len(items):
+            return fields
+    elif kind == b"z" and len(items) % 2 == 0 and all(len(s) == _SCORE.size for s in items[1::2]):
+        scores = [_SCORE.unpack(score)[0] for score in items[1::2]]
+        members = items[::2]
+        # NaN is no score (Redis: "Zset with NAN score detected"); nor is a member twice.
+        if all(score == score for score in scores) and len(set(members)) == len(members):
+            return ZSet(zip(members, scores))
     raise Reply(BAD_FORMAT)
 
 

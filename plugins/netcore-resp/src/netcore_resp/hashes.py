@@ -3,13 +3,13 @@ Redis 7.0's ``t_hash.c``."""
 
 from __future__ import annotations
 
-import math
 import random
 
 from netcore_resp.context import Context
+from netcore_resp.floats import add_ld, format_ld, string2ld
 from netcore_resp.framing import LLONG_MAX, LLONG_MIN, error_reply, string2ll
 from netcore_resp.replies import NOT_INTEGER, OK, ONE, ZERO, Reply, bulk, integer
-from netcore_resp.strings import NAN_OR_INF, format_float, parse_float
+from netcore_resp.strings import NAN_OR_INF, NOT_FLOAT
 
 #: Largest |count| of HRANDFIELD/SRANDMEMBER: a negative count repeats elements, and a
 #: count of 2**62 would build a reply no memory holds (Redis refuses beyond LONG_MAX/2).
@@ -69,21 +69,23 @@ def install(ctx: Context) -> None:
         return integer(value)
 
     def hincrbyfloat(argv, client):
-        delta = parse_float(argv[3])
-        if math.isinf(delta):  # refused before the hash is created, as Redis 7 does
+        """In long double, as Redis (``1e400`` is a number; the sum printed ``%.17Lf``)."""
+        delta = string2ld(argv[3])
+        if delta is None:
+            raise Reply(NOT_FLOAT)
+        if delta.__class__ is float:  # infinite: refused before the hash is created, as Redis 7 does
             raise Reply(error_reply("value is NaN or Infinity"))
         fields = create(argv[1])
         old = fields.get(argv[2])
-        current = 0.0
+        current = (0, 0)
         if old is not None:
-            try:
-                current = parse_float(old)
-            except Reply:
-                raise Reply(HASH_NOT_FLOAT) from None
-        value = current + delta
-        if math.isinf(value) or math.isnan(value):
+            current = string2ld(old)
+            if current is None:
+                raise Reply(HASH_NOT_FLOAT)
+        value = add_ld(current, delta)
+        if value.__class__ is float:
             raise Reply(NAN_OR_INF)
-        fields[argv[2]] = encoded = format_float(value)
+        fields[argv[2]] = encoded = format_ld(value)
         return bulk(encoded)
 
     def hmget(argv, client):

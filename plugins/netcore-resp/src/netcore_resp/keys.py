@@ -22,7 +22,9 @@ from netcore_resp.replies import (
     SYNTAX,
     ZERO,
     Reply,
+    arity_error,
     bulk,
+    cstr,
     integer,
 )
 from netcore_resp.streams import Stream
@@ -30,7 +32,8 @@ from netcore_resp.zsets import ZSet
 
 NO_SUCH_KEY = error_reply("no such key")
 SAME_OBJECT = error_reply("source and destination objects are the same")
-ENCODINGS = {bytes: b"raw", collections.deque: b"quicklist", dict: b"hashtable", set: b"hashtable", ZSet: b"skiplist",
+INT_RANGE = error_reply("value is out of range, value must between -2147483648 and 2147483647")
+ENCODINGS = {bytes: b"raw", bytearray: b"raw", collections.deque: b"quicklist", dict: b"hashtable", set: b"hashtable", ZSet: b"skiplist",
              Stream: b"stream"}
 
 
@@ -57,8 +60,10 @@ def install(ctx: Context) -> None:
     def database(arg: bytes) -> Any:
         """Another database by index (MOVE, COPY ... DB, SWAPDB)."""
         index = string2ll(arg)
-        if index is None or not -(2**31) <= index < 2**31:
+        if index is None:
             raise Reply(NOT_INTEGER)
+        if not -(2**31) <= index < 2**31:  # Redis's getIntFromObjectOrReply
+            raise Reply(INT_RANGE)
         if not 0 <= index < len(ctx.info.keyspaces):
             raise Reply(DB_OUT_OF_RANGE)
         return ctx.info.keyspaces[index]
@@ -87,7 +92,9 @@ def install(ctx: Context) -> None:
             if not replace:
                 return ZERO
             target.delete(destination)
-        target.data[destination] = value if value.__class__ is bytes else value.copy()  # deque, dict, set, ZSet
+        # A copy of anything mutable (a string grown in place is a bytearray): never two
+        # keys sharing one object.
+        target.data[destination] = value if value.__class__ is bytes else value.copy()
         deadline = ks.deadline(source)
         if deadline != -1:
             target.set_deadline(destination, deadline)
@@ -110,7 +117,8 @@ def install(ctx: Context) -> None:
 
     def swapdb(argv, client):
         for arg, which in ((argv[1], "first"), (argv[2], "second")):
-            if string2ll(arg) is None:
+            index = string2ll(arg)
+            if index is None or not -(2**31) <= index < 2**31:
                 raise Reply(error_reply(f"invalid {which} DB index"))
         database(argv[1]).swap(database(argv[2]))
         return OK
@@ -130,11 +138,14 @@ def install(ctx: Context) -> None:
     def object_(argv, client):
         sub = argv[1].lower()
         if sub == b"help":
+            if len(argv) != 2:
+                raise Reply(arity_error("object|help"))
             return ctx.array([b"OBJECT <subcommand> [<arg> [value] [opt] ...]", b"ENCODING <key>", b"FREQ <key>",
                               b"IDLETIME <key>", b"REFCOUNT <key>"])
-        if len(argv) != 3 or sub not in (b"encoding", b"freq", b"idletime", b"refcount"):
-            raise Reply(error_reply(b"unknown subcommand or wrong number of arguments for '%s'. Try OBJECT HELP."
-                                    % argv[1]))
+        if sub not in (b"encoding", b"freq", b"idletime", b"refcount"):
+            raise Reply(error_reply(b"unknown subcommand '%s'. Try OBJECT HELP." % cstr(argv[1])[:128]))
+        if len(argv) != 3:
+            raise Reply(arity_error("object|" + sub.decode("latin-1")))
         value = alive(argv[2])
         if value is None:
             return ctx.nil
@@ -209,7 +220,7 @@ def install_server(ctx: Context) -> None:
             size = sys.getsizeof(argv[2]) + sys.getsizeof(value)
             if value.__class__ is dict:
                 size += sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in value.items())
-            elif value.__class__ is not bytes:
+            elif value.__class__ is not bytes and value.__class__ is not bytearray:
                 size += sum(sys.getsizeof(item) for item in value)
             return integer(size)
         if sub == b"doctor":

@@ -1,6 +1,7 @@
 """One database of a server (SELECT's index): values, deadlines, and the expiry that removes them.
 
-Values are ``bytes`` (a Redis string), ``collections.deque`` (a list: O(1) at both
+Values are ``bytes`` (a Redis string; ``bytearray`` once APPEND, SETRANGE or SETBIT has
+changed it in place), ``collections.deque`` (a list: O(1) at both
 ends), ``dict`` (a hash: insertion-ordered, as Redis's small hashes are), ``set`` or
 :class:`netcore_resp.zsets.ZSet`. The type of
 the Python object *is* the Redis type, so a type check is one ``__class__`` comparison.
@@ -34,7 +35,7 @@ def now_ms() -> int:
 
 
 class Keyspace:
-    __slots__ = ("data", "expires", "_heap", "expired_keys", "on_expire")
+    __slots__ = ("data", "expires", "_heap", "expired_keys", "on_expire", "scan_mirror")
 
     def __init__(self) -> None:
         #: key -> value (bytes, deque or dict)
@@ -48,6 +49,8 @@ class Keyspace:
         self.expired_keys = 0
         #: ``on_expire(key)`` after a key expired (keyspace notifications), or None
         self.on_expire: Any = None
+        #: SCAN's netcore_resp.scan.Mirror of ``data`` (made by the first SCAN that needs one)
+        self.scan_mirror: Any = None
 
     # -- reading ------------------------------------------------------------------------
     def alive(self, key: bytes) -> Any:
@@ -104,11 +107,13 @@ class Keyspace:
             theirs.clear()
             theirs.update(kept)
         self._heap, other._heap = other._heap, self._heap
+        self.scan_mirror = other.scan_mirror = None  # the same key objects, in another dict
 
     def clear(self) -> None:
         self.data.clear()
         self.expires.clear()
         self._heap.clear()
+        self.scan_mirror = None
 
     # -- active expiry ----------------------------------------------------------------
     def sweep(self, limit: int) -> bool:

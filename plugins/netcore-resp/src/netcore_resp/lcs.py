@@ -44,6 +44,8 @@ def install(ctx: Context, max_bulk: int) -> None:
         found = alive(key)
         if found is None:
             return b""
+        if found.__class__ is bytearray:
+            return bytes(found)
         if found.__class__ is not bytes:
             raise Reply(NOT_STRINGS)
         return found

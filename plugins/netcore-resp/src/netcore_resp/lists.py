@@ -33,19 +33,19 @@ def install(ctx: Context) -> None:
             ks.delete(key)
 
     def lindex(argv, client):
-        index = _int(argv[2])
-        items = get(argv[1])
+        items = get(argv[1])  # the key first, then the index, as Redis's lindexCommand
         if items is None:
             return ctx.nil
+        index = _int(argv[2])
         if index < 0:
             index += len(items)
         return bulk(items[index]) if 0 <= index < len(items) else ctx.nil
 
     def lset(argv, client):
-        index = _int(argv[2])
-        items = get(argv[1])
+        items = get(argv[1])  # the key first, then the index, as Redis's lsetCommand
         if items is None:
             raise Reply(NO_SUCH_KEY)
+        index = _int(argv[2])
         if index < 0:
             index += len(items)
         if not 0 <= index < len(items):

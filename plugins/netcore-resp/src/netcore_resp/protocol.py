@@ -470,6 +470,24 @@ class RespProtocol(Protocol):
         self.proto = version
         self.refresh_table()
 
+    def reset_state(self) -> None:
+        """RESET (under the keyspace lock), as Redis's ``clearClientConnectionState``: MULTI
+        discarded, keys unwatched, every subscription dropped (no unsubscribe messages),
+        database 0, RESP2, CLIENT REPLY ON and no name; CLIENT SETINFO's library stays.
+        The caller raises ``Switched`` so that the batch goes on with the new table."""
+        self.multi = None
+        self.multi_error = False
+        if self.watching:
+            self._watches.unwatch(self)
+        self.dirty = False
+        if self.channels or self.patterns:
+            self._hub.drop(self)
+        self.db = 0
+        self.proto = 2
+        self.reply_mode = None
+        self.name = None
+        self.refresh_table()
+
     def refresh_table(self) -> None:
         """The command table for this client's state: in MULTI, RESP2 subscribed, or plain."""
         if self.multi is not None:
@@ -491,6 +509,10 @@ class RespProtocol(Protocol):
         # (Un)subscribe confirmations are Pub/Sub output, which CLIENT REPLY never silences
         # (RESP3 push messages; in RESP2 too since Redis 7.2, whose suite checks it).
         keep = (b"client", b"subscribe", b"psubscribe", b"unsubscribe", b"punsubscribe")
+        if mode == b"off":
+            # RESET turns replies back on before it answers; under SKIP its reply is the
+            # one skipped (Redis clears REPLY_OFF, not the skip of the current command).
+            keep += (b"reset",)
         silent = cache.get((id(table), mode, keep))
         if silent is None:
             def wrap(fn: Any) -> Any:

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from netcore_resp.commands import unknown_subcommand
 from netcore_resp.framing import error_reply
 from netcore_resp.glob import compile_glob
-from netcore_resp.replies import NULL3, Reply, Switched, arity_error, bulk, cstr, integer
+from netcore_resp.replies import NULL3, Reply, Switched, arity_error, bulk, integer
 
 MiB = 1024 * 1024
 
@@ -150,6 +150,24 @@ SPECS = {
 }
 
 
+#: Redis 7.0's container commands netcore has: subcommand -> arity (``COMMAND INFO``).
+#: In subscribed mode they are refused under their full name (``client|reply``).
+CONTAINERS: dict[str, dict[str, int]] = {
+    "client": {"getredir": 2, "setname": 3, "list": -2, "tracking": -3, "pause": -3, "unblock": -3,
+               "trackinginfo": 2, "id": 2, "info": 2, "reply": 3, "no-evict": 3, "caching": 3, "unpause": 2,
+               "help": 2, "kill": -3, "getname": 2, "setinfo": 4, "no-touch": 3},
+    "config": {"help": 2, "resetstat": 2, "get": -3, "rewrite": 2, "set": -4},
+    "command": {"help": 2, "list": -2, "count": 2, "getkeys": -4, "info": -2, "docs": -2, "getkeysandflags": -4},
+    "pubsub": {"help": 2, "numsub": -2, "channels": -2, "shardnumsub": -2, "numpat": 2, "shardchannels": -2},
+    "object": {"help": 2, "idletime": 3, "encoding": 3, "freq": 3, "refcount": 3},
+    "memory": {"purge": 2, "help": 2, "malloc-stats": 2, "stats": 2, "doctor": 2, "usage": -3},
+    "xinfo": {"stream": -3, "help": 2, "consumers": 4, "groups": 3},
+    "xgroup": {"destroy": 4, "createconsumer": 5, "create": -5, "help": 2, "setid": -5, "delconsumer": 5},
+    "function": {"flush": -2, "help": 2, "list": -2, "kill": 2, "restore": -3, "delete": 3, "dump": 2,
+                 "load": -3, "stats": 2},
+}
+
+
 def install(tables: list[dict[bytes, Any]], resp2: dict[bytes, Any], subscribed2: dict[bytes, Any], hub: Hub,
             specs: dict[str, tuple]) -> None:
     """Add the Pub/Sub commands to every table (each protocol and database) and their
@@ -228,15 +246,34 @@ def install(tables: list[dict[bytes, Any]], resp2: dict[bytes, Any], subscribed2
         return b"*2\r\n" + bulk(b"pong") + bulk(argv[1] if len(argv) == 2 else b"")
 
     def refuse(argv, client):
-        raise Reply(error_reply(b"Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
-                                b"are allowed in this context" % cstr(argv[0]).lower()))
+        """Redis 7.0's processCommand order: arity (of the subcommand, for a container
+        command), then the subscribed-mode refusal, named ``container|sub``; EXEC's
+        refusal is an EXECABORT."""
+        name = argv[0].lower().decode("latin-1")
+        full = name
+        arity = specs[name][0] if name in specs else None
+        subs = CONTAINERS.get(name)
+        if subs is not None and len(argv) >= 2:
+            sub = argv[1].lower().decode("latin-1")
+            if sub not in subs:
+                raise Reply(unknown_subcommand(argv))
+            full, arity = f"{name}|{sub}", subs[sub]
+        if arity is not None and not (len(argv) == arity if arity > 0 else len(argv) >= -arity):
+            error = arity_error(full)
+        else:
+            error = error_reply(b"Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
+                                b"are allowed in this context" % full.encode("latin-1"))
+        if name == "exec":  # Redis's execCommandAbort
+            error = b"-EXECABORT Transaction discarded because of: " + error[5:]
+        raise Reply(error)
 
     commands = {"subscribe": subscribe, "psubscribe": psubscribe, "unsubscribe": unsubscribe,
                 "punsubscribe": punsubscribe, "publish": publish, "pubsub": pubsub}
     for table in tables:
         for name, fn in commands.items():
             table[name.encode()] = table[name.upper().encode()] = fn
-    for name in resp2:
+    # Every command: RESP2's table, and those installed after this (MULTI, EXEC, ...).
+    for name in [*resp2, *(n.encode() for n in specs), *(n.upper().encode() for n in specs)]:
         subscribed2[name] = refuse
     allowed = {"subscribe": subscribe, "psubscribe": psubscribe, "unsubscribe": unsubscribe,
                "punsubscribe": punsubscribe, "ping": subscribed_ping}

@@ -1,21 +1,48 @@
-"""SCAN and HSCAN cursors over Python dicts, with Redis's guarantee.
+"""SCAN, HSCAN, SSCAN and ZSCAN cursors, with Redis's guarantee at a cost per call
+proportional to ``COUNT``.
 
 Redis's guarantee: an element present for the whole of a full iteration is returned at
-least once, whatever is added or removed meanwhile. Redis gets it by walking its hash
-table's buckets in reverse-binary order. A Python dict's positions shift when keys are
-removed, so a cursor that were a position could skip keys. Here elements are visited in
-the order of their hash (fixed for the life of the process, whatever else changes): the
-cursor is the last hash returned, and the next call returns the ``count`` smallest hashes
-above it (plus any element sharing the last one's hash, so a tie is never cut in two).
+least once, whatever is added or removed meanwhile (an element may come twice, one
+added or removed meanwhile may or may not come); a full iteration ends with cursor 0.
+Redis gets it by walking its hash table's buckets in reverse-binary order. Python gives
+no way to resume iterating a dict from a position, so each scanned dict (the keys of a
+database, the fields of a hash, the members of a sorted set) gets a :class:`Mirror`:
 
-The cost is a pass over the whole dict per call (``heapq.nsmallest`` keeps it at
-O(n log count)); Redis's is proportional to ``count``. Fine for the keyspaces an
-in-memory Python server holds; docs/resp.md lists it among the differences.
+* ``order``, a list of its keys in the dict's insertion order, to which keys are only
+  ever appended. A cursor is a place in that list (plus an *epoch*, below): a call
+  returns ``order[place:place + count]`` (those still present), so its cost is
+  ``count``. A key keeps its place for as long as it is in the list, and a key added
+  goes after every cursor handed out, so no cursor can step over a key that stays.
+* Catching up with the dict without hooking every write (the commands write the dicts
+  directly, and plain ``SET`` must stay one dict store): a dict keeps its keys in
+  insertion order, and overwriting a key keeps its place, so the keys added since the
+  last call are the dict's *tail*, after the last key that was already there then and
+  has not been deleted since. ``rec`` remembers the very key object of every key the
+  mirror has seen; walking ``reversed(dict)`` stops at the first key whose object is the
+  one remembered (the same dict entry: a key deleted and added again is a new object,
+  from the new command's arguments). Keys of 0 or 1 byte are skipped by that test
+  (CPython shares those objects). So each call also pays for the keys added since the
+  previous one: O(1) per write, amortised.
+* Deleted keys stay in ``order`` until they outnumber the live ones; then the list is
+  compacted (a C-speed pass, paid for by those deletions) under a new epoch, and the
+  cursors of the last few epochs are translated (to at most :data:`BLOCK` places before
+  where they were: some keys may come twice, none is skipped). A cursor of an unknown
+  epoch (too old, or made up) starts the iteration again: duplicates, never a miss.
+
+A cursor is ``place << 27 | end << 10 | epoch``: its place in ``order``, where the
+iteration stops (the length of ``order`` when it began, as a 12-bit mantissa and a 5-bit
+exponent, rounded up: keys added later need not come, and a steady stream of them must
+not keep the iteration from ending) and the epoch (never 0, so only the end is 0).
+A dict of at most ``count`` elements is returned whole with cursor 0, as Redis does for
+small hashes and sets. Python sets keep no insertion order, so SSCAN of a set larger
+than ``count`` still orders members by hash and costs a pass over the set per call.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
+from collections import OrderedDict
 from typing import Any, Callable, Iterable
 
 from netcore_resp.framing import string2ll
@@ -25,9 +52,146 @@ from netcore_resp.replies import NOT_INTEGER, SYNTAX, Reply, bulk, error_reply
 INVALID_CURSOR = error_reply("invalid cursor")
 _MASK = 2**62 - 1
 
+EPOCH_BITS = 10
+_EPOCH_MASK = (1 << EPOCH_BITS) - 1
+#: The end of an iteration (the length of the order when it began), rounded up to a
+#: 12-bit mantissa and a 5-bit exponent.
+END_BITS = 17
+_MANTISSA = 12
+_PLACE_SHIFT = EPOCH_BITS + END_BITS
+#: Granularity of the translation of cursors across a compaction.
+BLOCK = 64
+#: Deleted keys kept in a mirror's order beyond the number of live ones before compacting.
+SLACK = 1024
+#: Epochs of a mirror whose cursors are still translated.
+HISTORY = 8
+#: Hash fields / sorted-set members dicts whose mirrors are kept (the most recently scanned).
+COLLECTIONS = 16
+
+_epochs = itertools.count()
+
+
+def _new_epoch() -> int:
+    return next(_epochs) % _EPOCH_MASK + 1
+
+
+def _end_code(n: int) -> int:
+    """The code of the smallest ``m << e`` (m < 4096) not below ``n``: at most n/2048 above."""
+    e = max(0, n.bit_length() - _MANTISSA)
+    m = -(-n >> e)
+    if m >> _MANTISSA:
+        m, e = m >> 1, e + 1
+    return e << _MANTISSA | m
+
+
+def _end(code: int) -> int:
+    return (code & ((1 << _MANTISSA) - 1)) << (code >> _MANTISSA)
+
+
+class Mirror:
+    """The insertion order of one dict, for cursors: see the module's docstring."""
+
+    __slots__ = ("order", "rec", "epoch", "history")
+
+    def __init__(self, items: dict) -> None:
+        self.order = list(items)
+        self.rec = dict(zip(items, items))
+        self.epoch = _new_epoch()
+        #: old epoch -> (live places before each BLOCK of its order, the epoch after it)
+        self.history: OrderedDict[int, tuple[list[int], int]] = OrderedDict()
+
+    def sync(self, items: dict) -> None:
+        """Append the keys added to ``items`` since the last call (the dict's tail)."""
+        rec = self.rec
+        seen = rec.get
+        tail = []
+        for key in reversed(items):
+            if seen(key) is key and len(key) > 1:
+                break
+            tail.append(key)
+        if tail:
+            append = self.order.append
+            for key in reversed(tail):
+                if key not in rec:
+                    append(key)
+                rec[key] = key
+        if len(self.order) - len(items) > len(items) + SLACK:
+            self._compact(items)
+
+    def _compact(self, items: dict) -> None:
+        contains = items.__contains__
+        order = self.order
+        prefix = list(itertools.islice(itertools.accumulate(map(contains, order), initial=0), 0, None, BLOCK))
+        epoch = _new_epoch()
+        history = self.history
+        history.pop(epoch, None)
+        history[self.epoch] = (prefix, epoch)
+        while len(history) > HISTORY:
+            history.popitem(last=False)
+        self.order = list(filter(contains, order))
+        self.rec = dict(zip(items, items))
+        self.epoch = epoch
+
+    def place(self, cursor: int) -> tuple[int, int]:
+        """(place, end) in ``order`` of a ``cursor`` (not 0); (0, end of order) for an unknown epoch."""
+        epoch = cursor & _EPOCH_MASK
+        end = _end(cursor >> EPOCH_BITS & ((1 << END_BITS) - 1))
+        place = cursor >> _PLACE_SHIFT
+        for _ in range(HISTORY + 1):
+            if epoch == self.epoch:
+                return place, end
+            entry = self.history.get(epoch)
+            if entry is None:
+                break
+            prefix, epoch = entry
+            place = prefix[min(place // BLOCK, len(prefix) - 1)]
+            after = -(-end // BLOCK)  # rounded up: no key before the old end falls beyond the new
+            end = prefix[after] if after < len(prefix) else 1 << 62
+        return 0, len(self.order)
+
+    def page(self, items: dict, cursor: int, count: int) -> tuple[int, list]:
+        """(next cursor, candidates): the caller keeps those still in ``items``.
+
+        The cursor carries where the iteration ends: the length of ``order`` when it
+        began (rounded up). Keys added since need not be returned, and without that end
+        an iteration under a steady stream of new keys (``count`` or more per call) would
+        never finish."""
+        self.sync(items)
+        order = self.order
+        if cursor:
+            start, end = self.place(cursor)
+            code = _end_code(end) if end < len(order) else _end_code(len(order))
+        else:
+            start, code = 0, _end_code(len(order))
+        stop = start + count
+        if stop >= min(_end(code), len(order)):
+            return 0, order[start:stop]
+        return stop << _PLACE_SHIFT | code << EPOCH_BITS | self.epoch, order[start:stop]
+
+
+_collections: OrderedDict[int, tuple[dict, Mirror]] = OrderedDict()
+
+
+def page(items: dict, cursor: int, count: int, mirror: Mirror | None = None) -> tuple[int, list]:
+    """The next batch of a dict's keys (keys not in ``items`` any more are left out)."""
+    if len(items) <= count:
+        return 0, list(items)
+    if mirror is None:
+        entry = _collections.get(id(items))
+        if entry is not None and entry[0] is items:
+            _collections.move_to_end(id(items))
+            mirror = entry[1]
+        else:
+            mirror = Mirror(items)
+            _collections[id(items)] = (items, mirror)
+            while len(_collections) > COLLECTIONS:
+                _collections.popitem(last=False)
+    nxt, batch = mirror.page(items, cursor, count)
+    return nxt, [key for key in batch if key in items]
+
 
 def position(item: bytes) -> int:
-    """The element's place in every iteration: 1 .. 2**62 (0 is the start and the end)."""
+    """The element's place in a SSCAN iteration: 1 .. 2**62 (0 is the start and the end)."""
     return (hash(item) & _MASK) + 1
 
 
@@ -61,7 +225,8 @@ def parse(argv: list, first_option: int, allow_type: bool) -> tuple[int, int, Ca
 
 
 def step(items: Iterable[bytes], cursor: int, count: int) -> tuple[int, list[bytes]]:
-    """The next batch after ``cursor``: (next cursor, 0 at the end; the elements)."""
+    """SSCAN's next batch after ``cursor`` in hash order: (next cursor, 0 at the end; the elements).
+    A pass over the whole set (``heapq.nsmallest``: O(n log count))."""
     after = [item for item in items if position(item) > cursor] if cursor else list(items)
     if len(after) <= count:
         return 0, after
@@ -76,9 +241,17 @@ def reply(cursor: int, elements: list[bytes]) -> bytes:
     return b"*2\r\n" + bulk(b"%d" % cursor) + b"*%d\r\n" % len(elements) + b"".join(map(bulk, elements))
 
 
-def scan_keys(data: dict, alive: Callable[[bytes], Any], type_name: Callable[[Any], bytes], argv: list) -> bytes:
+def scan_keys(ks: Any, type_name: Callable[[Any], bytes], argv: list) -> bytes:
+    """SCAN over one database (a :class:`netcore_resp.keyspace.Keyspace`, which holds the mirror)."""
     cursor, count, match, kind = parse(argv, 2, True)
-    nxt, keys = step(data, cursor, count)
+    data = ks.data
+    if len(data) <= count:
+        nxt, keys = 0, list(data)
+    else:
+        if ks.scan_mirror is None:
+            ks.scan_mirror = Mirror(data)
+        nxt, keys = ks.scan_mirror.page(data, cursor, count)
+    alive = ks.alive
     keys = [key for key in keys if alive(key) is not None]  # lazily expires what is due
     if match is not None:
         keys = list(filter(match, keys))
@@ -92,14 +265,14 @@ def scan_fields(fields: dict | None, argv: list) -> bytes:
     cursor, count, match, _ = parse(argv, 3, False)
     if not fields:
         return reply(0, [])
-    nxt, names = step(fields, cursor, count)
+    nxt, names = page(fields, cursor, count)
     if match is not None:
         names = list(filter(match, names))
     return reply(nxt, [x for name in names for x in (name, fields[name])])
 
 
 def scan_members(members: Any, argv: list) -> bytes:
-    """SSCAN (a set) and ZSCAN's member side: elements without values."""
+    """SSCAN (a set): elements without values."""
     cursor, count, match, _ = parse(argv, 3, False)
     if not members:
         return reply(0, [])

@@ -112,6 +112,8 @@ def install(ctx: Context) -> None:
 
     def smove(argv, client):
         source, destination, member = argv[1], argv[2], argv[3]
+        if ctx.alive(source) is None:
+            return ZERO  # before any type check, as Redis's smoveCommand
         src = get(source)
         dst = get(destination)
         if src is None or member not in src:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import collections
 import functools
-import math
 
 from netcore_resp.context import Context
+from netcore_resp.floats import sort_double
 from netcore_resp.framing import error_reply, string2ll
 from netcore_resp.replies import NOT_INTEGER, SYNTAX, WRONGTYPE, Reply, integer
 from netcore_resp.zsets import ZSet
@@ -39,6 +39,8 @@ def install(ctx: Context) -> None:
         value = alive(pattern[:star] + element + pattern[star + 1:])
         if field is not None:
             return value.get(field) if value.__class__ is dict else None
+        if value.__class__ is bytearray:
+            return bytes(value)  # a string grown in place: STORE must not share it
         return value if value.__class__ is bytes else None
 
     def sort(argv, client, read_only: bool):
@@ -130,11 +132,8 @@ def install(ctx: Context) -> None:
             if source is None:
                 score = 0.0
             else:
-                try:
-                    score = float(source)
-                except ValueError:
-                    raise Reply(NOT_DOUBLE) from None
-                if math.isnan(score) or source != source.strip():
+                score = sort_double(source)  # strtod as sortCommand checks it
+                if score is None:
                     raise Reply(NOT_DOUBLE)
             weighted.append((score, element))
         weighted.sort(reverse=desc)  # equal weights: by the elements' bytes, as Redis does

@@ -1,11 +1,10 @@
-"""String commands beyond the hot ones of :mod:`netcore_resp.commands`: ranges, floats,
+"""String commands beyond the hot ones of :mod:`netcore_resp.commands`: ranges,
 GETDEL/GETEX, SETEX/PSETEX, MSETNX. Error texts follow Redis 7.0's ``t_string.c``."""
 
 from __future__ import annotations
 
-import math
-
 from netcore_resp.context import Context
+from netcore_resp.floats import string2d
 from netcore_resp.framing import LLONG_MAX, error_reply, string2ll
 from netcore_resp.keyspace import now_ms
 from netcore_resp.replies import NOT_INTEGER, OK, ONE, STRING_TOO_LONG, SYNTAX, ZERO, Reply, bulk, integer
@@ -15,26 +14,12 @@ NAN_OR_INF = error_reply("increment would produce NaN or Infinity")
 
 
 def parse_float(value: bytes) -> float:
-    """Redis's strtold-based check: a number, no blanks, not NaN."""
-    try:
-        if value != value.strip() or not value:
-            raise ValueError
-        number = float(value)
-    except ValueError:
-        raise Reply(NOT_FLOAT) from None
-    if math.isnan(number):
+    """Redis's ``string2d`` (ZADD, ZINCRBY, WEIGHTS): strtod's syntax (hex too, no
+    underscores or blanks), not NaN, no overflow or underflow to zero."""
+    number = string2d(value)
+    if number is None:
         raise Reply(NOT_FLOAT)
     return number
-
-
-def format_float(value: float) -> bytes:
-    """Redis's human form of a float: fixed point, no trailing zeros, integers without a dot."""
-    if value == int(value) and abs(value) < 1e17:
-        return b"%d" % int(value)
-    text = repr(value)
-    if "e" in text:
-        text = f"{value:.17f}".rstrip("0").rstrip(".")
-    return text.encode()
 
 
 def install(ctx: Context, max_bulk: int) -> None:
@@ -64,29 +49,23 @@ def install(ctx: Context, max_bulk: int) -> None:
         if offset < 0:
             raise Reply(error_reply("offset is out of range"))
         key, piece = argv[1], argv[3]
-        old = string_value(key)
-        if old is None:
+        value = string_value(key)
+        if value is None:
             if not piece:
                 return ZERO
-            old = b""
+            value = b""
         if not piece:
-            return integer(len(old))
+            return integer(len(value))
         if offset + len(piece) > max_bulk:
             raise Reply(STRING_TOO_LONG)
-        value = old.ljust(offset, b"\0")[:offset] + piece + old[offset + len(piece):]
-        data[key] = value
+        # Changed in place (as Redis's SDS): one copy of a plain SET value, then each
+        # SETRANGE costs its own piece (and any zero padding), not the value's length.
+        if value.__class__ is bytes:
+            value = data[key] = bytearray(value)
+        if offset > len(value):
+            value += bytes(offset - len(value))
+        value[offset:offset + len(piece)] = piece
         return integer(len(value))
-
-    def incrbyfloat(argv, client):
-        key = argv[1]
-        old = string_value(key)
-        current = 0.0 if old is None else parse_float(old)
-        value = current + parse_float(argv[2])
-        if math.isinf(value) or math.isnan(value):
-            raise Reply(NAN_OR_INF)
-        encoded = format_float(value)
-        data[key] = encoded
-        return bulk(encoded)
 
     def getdel(argv, client):
         key = argv[1]
@@ -155,7 +134,6 @@ def install(ctx: Context, max_bulk: int) -> None:
     register("getrange", (4, ("readonly",), 1, 1, 1), getrange)
     register("substr", (4, ("readonly",), 1, 1, 1), getrange)
     register("setrange", (4, w, 1, 1, 1), setrange)
-    register("incrbyfloat", (3, ("write", "denyoom", "fast"), 1, 1, 1), incrbyfloat)
     register("getdel", (2, ("write", "fast"), 1, 1, 1), getdel)
     register("getex", (-2, ("write", "fast"), 1, 1, 1), getex)
     register("setex", (4, w, 1, 1, 1), lambda argv, client: set_expiring(argv, 1000, "setex"))

@@ -120,11 +120,26 @@ def install(table: dict[bytes, Any], queueing: dict[bytes, Any], watches: Watche
         client.table = queueing
         raise Switched(OK)
 
+    def refused(client, error: bytes) -> bytes:
+        """A command refused before it ran (Redis's ``rejectCommand``): EXEC answers EXECABORT."""
+        client.multi_error = True
+        return error
+
+    def exec_abort(client, error: bytes) -> bytes:
+        """EXEC refused before it ran (Redis's ``execCommandAbort``): the transaction, if any,
+        is discarded, every key unwatched, and the reason given after EXECABORT."""
+        if client.multi is not None:
+            leave(client)
+        if client.watching:
+            watches.unwatch(client)
+        reason = error[5:] if error.startswith(b"-ERR ") else error[1:]
+        raise Switched(b"-EXECABORT Transaction discarded because of: " + reason)
+
     def nested(argv, client):
-        return NESTED if len(argv) == 1 else arity_error("multi")
+        return NESTED if len(argv) == 1 else refused(client, arity_error("multi"))
 
     def exec_without(argv, client):
-        return EXEC_WITHOUT if len(argv) == 1 else arity_error("exec")
+        return EXEC_WITHOUT if len(argv) == 1 else exec_abort(client, arity_error("exec"))
 
     def discard_without(argv, client):
         return DISCARD_WITHOUT if len(argv) == 1 else arity_error("discard")
@@ -136,7 +151,7 @@ def install(table: dict[bytes, Any], queueing: dict[bytes, Any], watches: Watche
         return OK
 
     def watch_in_multi(argv, client):
-        return WATCH_IN_MULTI if len(argv) >= 2 else arity_error("watch")
+        return WATCH_IN_MULTI if len(argv) >= 2 else refused(client, arity_error("watch"))
 
     def unwatch(argv, client):
         if len(argv) != 1:
@@ -153,8 +168,7 @@ def install(table: dict[bytes, Any], queueing: dict[bytes, Any], watches: Watche
 
     def exec_(argv, client):
         if len(argv) != 1:
-            client.multi_error = True
-            return arity_error("exec")
+            return exec_abort(client, arity_error("exec"))
         failed = client.multi_error
         queued = leave(client)
         dirty = client.dirty or (client.watching and watches.expired_since(client))
@@ -181,7 +195,7 @@ def install(table: dict[bytes, Any], queueing: dict[bytes, Any], watches: Watche
 
     def discard(argv, client):
         if len(argv) != 1:
-            return arity_error("discard")
+            return refused(client, arity_error("discard"))
         leave(client)
         if client.watching:
             watches.unwatch(client)
@@ -208,6 +222,12 @@ def install(table: dict[bytes, Any], queueing: dict[bytes, Any], watches: Watche
     for name, fn in (("multi", nested), ("exec", exec_), ("discard", discard), ("watch", watch_in_multi)):
         fn.queues = True  # type: ignore[attr-defined]
         register(queueing, name, fn)
-    for name in ("quit", "reset"):
-        if name.encode() in table:
-            register(queueing, name, table[name.encode()])
+    if b"quit" in table:
+        register(queueing, "quit", table[b"quit"])
+    if b"reset" in table:
+        reset = table[b"reset"]
+
+        def reset_in_multi(argv, client):
+            return reset(argv, client) if len(argv) == 1 else refused(client, arity_error("reset"))
+
+        register(queueing, "reset", reset_in_multi)

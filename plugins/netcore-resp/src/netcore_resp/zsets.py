@@ -23,6 +23,7 @@ from sortedcontainers import SortedList
 
 from netcore_resp.blocking import Blocked, mpop_commands, parse_timeout
 from netcore_resp.context import Context
+from netcore_resp.floats import range_double
 from netcore_resp.framing import error_reply, string2ll
 from netcore_resp.hashes import pick_random, random_count
 from netcore_resp.replies import (
@@ -37,9 +38,9 @@ from netcore_resp.replies import (
     bulk,
     integer,
 )
+from netcore_resp.scan import page as scan_page
 from netcore_resp.scan import parse as parse_scan
 from netcore_resp.scan import reply as scan_reply
-from netcore_resp.scan import step as scan_step
 from netcore_resp.strings import parse_float
 
 NOT_FLOAT = error_reply("value is not a valid float")
@@ -151,11 +152,8 @@ def format_score(score: float) -> bytes:
 def parse_bound(value: bytes) -> tuple[float, bool]:
     """A score bound: ``1.5``, ``(1.5`` (open), ``-inf``, ``+inf``."""
     is_open = value[:1] == b"("
-    try:
-        number = float(value[1:] if is_open else value)
-    except ValueError:
-        raise Reply(MINMAX_NOT_FLOAT) from None
-    if math.isnan(number) or value != value.strip():
+    number = range_double(value[1:] if is_open else value)  # strtod as zslParseRange checks it
+    if number is None:
         raise Reply(MINMAX_NOT_FLOAT)
     return number, is_open
 
@@ -678,7 +676,7 @@ def install(ctx: Context) -> None:
         cursor, count, match, _ = parse_scan(argv, 3, False)
         if not zset:
             return scan_reply(0, [])
-        nxt, names = scan_step(zset.scores, cursor, count)
+        nxt, names = scan_page(zset.scores, cursor, count)
         if match is not None:
             names = list(filter(match, names))
         return scan_reply(nxt, [x for name in names for x in (name, format_score(zset.scores[name]))])
