@@ -134,20 +134,7 @@ def test_fast_stop_ends_a_process_whose_handler_holds_it(dispatch, signum, stall
     """A handler holding the loop (30 s here) cannot be interrupted from Python: about one
     second after INT/QUIT the process ends anyway, exit 0, with ``server.stopped``."""
     name = signal.Signals(signum).name
-    with ServerProcess("-p", "stall_plugin", "--protocol", "stall", "--dispatch", dispatch,
-                       "--workers", "1", env=stall_env) as server:
-        server.wait_event("worker.started")
-        sock = connect(server.address, timeout=10)
-        try:
-            sock.sendall(b"hold")
-            server.wait_event("stall.holding", 10)
-            sent = time.monotonic()
-            assert server.stop(signum, timeout=10) == 0, server.describe()
-            took = time.monotonic() - sent
-        finally:
-            sock.close()
-        overdue = server.wait_event("server.stop_overdue", 1.0)
-        stopped = server.stopped_event()
+    took, overdue, stopped = _stop_while_held(signum, stall_env, "--dispatch", dispatch)
     assert took < 5.0, f"exit {took:.2f} s after {name}: the handler was waited for"
     assert overdue["level"] == "warning" and overdue["reason"] == f"signal {name}", overdue
     assert stopped["reason"] == f"signal {name}", stopped
@@ -159,22 +146,29 @@ def test_term_ends_a_process_whose_handler_holds_it_after_the_graceful_timeout(d
     """TERM waits for the handler as long as graceful_timeout says (a stop's timer runs
     on the loop the handler holds, so it could not fire), then KILL_GRACE more; it waited
     for ever (30 s here: the handler's own end)."""
-    with ServerProcess("-p", "stall_plugin", "--protocol", "stall", "--dispatch", dispatch, "--workers", "1",
-                       "--graceful-timeout", "1", env=stall_env) as server:
+    took, overdue, stopped = _stop_while_held(signal.SIGTERM, stall_env, "--dispatch", dispatch,
+                                              "--graceful-timeout", "1")
+    assert 1.0 <= took < 8.0, f"exit {took:.2f} s after TERM with graceful_timeout 1"
+    assert overdue["reason"] == "signal SIGTERM" and overdue["waited"] == 2.0, overdue
+    assert stopped["reason"] == "signal SIGTERM"
+
+
+def _stop_while_held(signum, stall_env, *args: str) -> tuple[float, dict, dict]:
+    """Send ``signum`` while the stall protocol holds the loop (30 s): the seconds the
+    process took to exit (status 0), its ``server.stop_overdue`` and ``server.stopped``."""
+    with ServerProcess("-p", "stall_plugin", "--protocol", "stall", "--workers", "1", *args,
+                       env=stall_env) as server:
         server.wait_event("worker.started")
         sock = connect(server.address, timeout=10)
         try:
             sock.sendall(b"hold")
             server.wait_event("stall.holding", 10)
             sent = time.monotonic()
-            assert server.stop(signal.SIGTERM, timeout=20) == 0, server.describe()
+            assert server.stop(signum, timeout=20) == 0, server.describe()
             took = time.monotonic() - sent
         finally:
             sock.close()
-        overdue = server.wait_event("server.stop_overdue", 1.0)
-    assert 1.0 <= took < 8.0, f"exit {took:.2f} s after TERM with graceful_timeout 1"
-    assert overdue["reason"] == "signal SIGTERM" and overdue["waited"] == 2.0, overdue
-    assert server.stopped_event()["reason"] == "signal SIGTERM"
+        return took, server.wait_event("server.stop_overdue", 1.0), server.stopped_event()
 
 
 @pytest.mark.parametrize("dispatch", ("inline", "pool"))

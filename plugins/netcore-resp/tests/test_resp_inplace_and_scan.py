@@ -24,7 +24,6 @@ import threading
 import time
 
 import pytest
-from netcore.testing.server_process import ServerProcess
 
 redis = pytest.importorskip("redis", reason="redis-py is the resp plugin's test dependency (pip install redis)")
 
@@ -109,10 +108,8 @@ class Conn:
 
 
 @pytest.fixture(scope="module")
-def server():
-    with ServerProcess("--protocol", "resp", "--dispatch", "inline", "--poller", "epoll-lt") as proc:
-        yield proc
-        proc.stop()
+def server(resp_inline):
+    return resp_inline
 
 
 @pytest.fixture
