@@ -11,14 +11,13 @@ error on the loop's own path that no handler catches.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import textwrap
 
 import pytest
 from netcore.testing.clients import connect, recv_exactly
-from netcore.testing.server_process import ServerProcess
+from netcore.testing.server_process import ServerProcess, module_env
 
 DOOM_PLUGIN = textwrap.dedent('''
     """Test plugin: the ``doom`` protocol, whose first request breaks the loop it runs on."""
@@ -46,8 +45,7 @@ DOOM_PLUGIN = textwrap.dedent('''
 
 @pytest.fixture
 def doom_env(tmp_path):
-    (tmp_path / "doom_plugin.py").write_text(DOOM_PLUGIN)
-    return {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    return module_env(tmp_path, "doom_plugin", DOOM_PLUGIN)
 
 
 # -- server.started ------------------------------------------------------------------------------

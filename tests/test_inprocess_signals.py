@@ -20,7 +20,7 @@ import time
 
 import pytest
 from netcore.testing.clients import connect, recv_exactly
-from netcore.testing.server_process import ServerProcess, process_state
+from netcore.testing.server_process import ServerProcess, module_env, process_state
 
 IN_PROCESS = ("inline", "pool", "multi-reactor", "threading")
 
@@ -57,9 +57,7 @@ STALL_PLUGIN = textwrap.dedent('''
 
 @pytest.fixture
 def stall_env(tmp_path):
-    (tmp_path / "stall_plugin.py").write_text(STALL_PLUGIN)
-    return {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
-            "STALL_SECONDS": "30"}
+    return {**module_env(tmp_path, "stall_plugin", STALL_PLUGIN), "STALL_SECONDS": "30"}
 
 
 def echo_once(server: ServerProcess, payload: bytes) -> bytes:

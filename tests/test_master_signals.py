@@ -18,7 +18,7 @@ import time
 
 import pytest
 from netcore.testing.clients import TIMEOUT, connect, recv_exactly
-from netcore.testing.server_process import ServerProcess, child_pids, wait_gone
+from netcore.testing.server_process import ServerProcess, child_pids, module_env, wait_gone
 
 MASTER_SCHEMES = ("prefork", "prefork-blocking")
 # prefork-blocking serves one client per worker: leave room for the fresh connections
@@ -256,10 +256,8 @@ def wait_past_start(flag, pids, timeout: float = 20.0) -> None:
 
 @pytest.fixture
 def failing_plugin(tmp_path):
-    (tmp_path / "failing_worker_plugin.py").write_text(FAILING_PLUGIN)
     flag = tmp_path / "fail"
-    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
-           "FAILING_WORKER_FLAG": str(flag)}
+    env = {**module_env(tmp_path, "failing_worker_plugin", FAILING_PLUGIN), "FAILING_WORKER_FLAG": str(flag)}
     return env, flag
 
 

@@ -24,6 +24,14 @@ def no_fd_leak():
     assert not leaked, f"descriptors left open: {sorted(leaked)}"
 
 
+@pytest.fixture
+def all_children_reaped():
+    """For tests that fork worker processes: none is left behind, zombie or alive."""
+    yield
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
 @pytest.fixture(params=sorted(POLLERS))
 def poller_name(request):
     """Each channel test runs under a level-triggered and an edge-triggered poller."""

@@ -8,7 +8,6 @@ below checks that every child was reaped.
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import threading
@@ -17,17 +16,13 @@ import pytest
 from herd_harness import PATIENCE, REPLY, Herd, summary
 
 pytest.importorskip("netcore_pollers.epoll_poller")
-pytestmark = pytest.mark.skipif(not hasattr(select, "epoll"), reason="epoll and SO_REUSEPORT balancing are Linux's")
+pytestmark = [
+    pytest.mark.skipif(not hasattr(select, "epoll"), reason="epoll and SO_REUSEPORT balancing are Linux's"),
+    pytest.mark.usefixtures("all_children_reaped"),
+]
 
 CONNECTIONS = 400
 WORKERS = 4
-
-
-@pytest.fixture(autouse=True)
-def all_children_reaped():
-    yield
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # no child left, zombie or alive
 
 
 def _run(acceptor: str, poller: str, workers: int = WORKERS, connections: int = CONNECTIONS, clients: int = 1):

@@ -21,7 +21,10 @@ from herd_harness import PATIENCE, Herd
 from netcore.reactor.poller import EVENT_READ
 
 pytest.importorskip("netcore_pollers.epoll_poller")
-pytestmark = pytest.mark.skipif(not hasattr(select, "epoll"), reason="the harness's default poller is epoll")
+pytestmark = [
+    pytest.mark.skipif(not hasattr(select, "epoll"), reason="the harness's default poller is epoll"),
+    pytest.mark.usefixtures("all_children_reaped"),
+]
 
 #: How long each new connection may take to be answered while a worker's loop is held.
 BOUND = 0.5
@@ -31,13 +34,6 @@ BOUND = 0.5
 STALL = 3.0
 #: New connections made while the loop is held.
 FRESH = 10
-
-
-@pytest.fixture(autouse=True)
-def all_children_reaped():
-    yield
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import time
 
 import pytest
 from netcore.testing.clients import TIMEOUT, connect, recv_exactly, roundtrip, wait_until_served
-from netcore.testing.server_process import ServerProcess, cpu_seconds, run_netcore
+from netcore.testing.server_process import ServerProcess, cpu_seconds, module_env, run_netcore
 
 #: ``--set echo_delay``: each request's handler sleeps this long.
 DELAY = 0.3
@@ -548,8 +548,7 @@ FAILING_PLUGIN = textwrap.dedent('''
 
 
 def test_failing_handler_closes_only_its_connection(start_server, scheme, tmp_path):
-    (tmp_path / "blocking_test_failing_echo.py").write_text(FAILING_PLUGIN)
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    env = module_env(tmp_path, "blocking_test_failing_echo", FAILING_PLUGIN)
     args = ["--dispatch", scheme, *SCHEMES[scheme][0], "-p", "blocking_test_failing_echo",
             "--protocol", "failing-echo"]
     server = start_server(*args, env=env)

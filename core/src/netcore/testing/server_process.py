@@ -248,6 +248,14 @@ def open_fds(pid: int) -> list[str]:
     return sorted(result)
 
 
+def module_env(directory, name: str, source: str) -> dict[str, str]:
+    """Write ``source`` as module ``name`` in ``directory``; the environment in which a
+    ``netcore`` process imports it (``-p name`` for a test's own plugin)."""
+    with open(os.path.join(directory, f"{name}.py"), "w") as fh:
+        fh.write(source)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH")]))}
+
+
 def run_netcore(*args: str, env: dict[str, str] | None = None, cwd: str | None = None,
                 timeout: float = 60.0) -> subprocess.CompletedProcess:
     """Run a short ``netcore`` command (``plugins``, ``config``) and capture its output."""
