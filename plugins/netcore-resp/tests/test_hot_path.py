@@ -1,7 +1,7 @@
 """Pipelined GETs and SETs in one batch, under every feature that changes what they do.
 
 Each case is pipelined in ONE write of multibulk commands, so that the whole case is
-one batch through hiredis's fast path and the executor's loop over it; the replies are
+one batch through the fast path's splitter and the executor's loop over it; the replies are
 compared byte for byte with a real redis-server where Redis's answer is the same. The
 features that replace a command or the client's table (WATCH, keyspace notifications,
 INFO's commandstats, MULTI, CLIENT REPLY, HELLO, SELECT) must take effect at the very

@@ -2,10 +2,10 @@
 
 This is the *reference* parser: a line-by-line port of Redis 7.0's
 ``processInlineBuffer`` and ``processMultibulkBuffer`` (``networking.c``), with their
-exact error replies. The protocol's fast path hands whole reads to hiredis's C reader
-instead (see :mod:`netcore_resp.protocol`); this parser takes over whenever that path
+exact error replies. The protocol's fast path hands whole reads to a splitter instead
+(see :mod:`netcore_resp.splitting`); this parser takes over whenever that path
 cannot be sure it saw exactly what Redis would have accepted: inline commands, a read
-that ends inside a command, anything hiredis rejects or reads differently from Redis.
+that ends inside a command, anything the splitter cannot prove canonical.
 
 It is resumable, like Redis's own: the arguments of a half-received command are kept,
 so a command arriving in many small reads is scanned once, and a large bulk string is

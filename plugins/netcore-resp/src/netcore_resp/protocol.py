@@ -1,25 +1,11 @@
 """RESP framing on the I/O thread: every complete command of a read, one batch, one reply.
 
-**Why hiredis.** Cutting requests out of the stream is most of a RESP server's Python
-work. hiredis's ``Reader`` (the C parser redis-py itself uses) does it in C, about five
-times faster than the best pure-Python parser; a prototype written before this plugin
-reached GET -P16 0.69x and SET -P16 0.84x redis-server's requests/s with it. It is a
-*reply* parser, though, so it is more lenient than a Redis server (it reads ``+``,
-``:``, nested arrays and RESP3 types inside a request, does not know inline commands,
-and cannot say where one command ends when a read stops in the middle of the
-next). Hence two paths:
+**Two paths.** Cutting requests out of the stream is most of a RESP server's Python work.
 
-* **fast path** (a read that starts at a command boundary with ``*``): hiredis parses
-  the whole read; the result is accepted only if it is a list of commands made of bytes
-  whose canonical encoding is exactly as long as the read. That sum proves that the read
-  ended exactly at a command boundary and, for every request a client sends, that it was
-  what it looks like. It does not prove that each header was ``*`` or ``$``: hiredis
-  reads RESP3 sets (``~``) and pushes (``>``) as lists and simple, verbatim and
-  big-number strings (``+``, ``=``, ``(``) as bytes, and a crafted mix of them can keep
-  the length. Such a request -- no client sends one -- runs as the command it resembles,
-  where Redis answers protocol errors (docs/resp.md lists it among the differences).
-  Checking every header byte costs a scan of the read (2-6% of a pipelined command),
-  paid by every client for the sake of none.
+* **fast path** (no partial command held): the read goes to a splitter
+  (:mod:`netcore_resp.splitting`: a C scan where it was built, else hiredis's reader and
+  a length proof), which returns the read's commands only when the read is entirely
+  complete canonical requests within the limits, and None otherwise.
 * **reference path** (:class:`~netcore_resp.framing.RequestParser`): everything else --
   inline commands, a read that ends inside a command, errors -- is parsed again from the
   last boundary by the Python port of Redis's own parser, with Redis's error replies and
@@ -60,7 +46,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-import hiredis
+import structlog
 from netcore.errors import AssemblyError
 from netcore.protocol import LATER, ConnectionClosed, Protocol
 
@@ -73,6 +59,7 @@ from netcore_resp.notify import Notifier
 from netcore_resp.pubsub import Hub, OutputLimit
 from netcore_resp.pubsub import install as install_pubsub
 from netcore_resp.replies import NIL, NIL_ARRAY, NULL3, Reply, Switched
+from netcore_resp.splitting import COMPILED, splitter_factory
 from netcore_resp.streaming import TURN, YIELD, ReplyStream, count_large
 from netcore_resp.transactions import Watches, install
 from netcore_resp.writes import WriteHooks
@@ -81,32 +68,11 @@ if TYPE_CHECKING:
     from netcore.config import Config
     from netcore.server import Server
 
-#: Fast-path tables: encoded length minus payload, by argument length / argument count.
-#: Arguments or commands beyond them take the reference path (which enforces the limits).
-FAST_BULK_MAX = 65535
-FAST_ARGS_MAX = 1024
-_NOT_FAST = 1 << 62  # an impossible length: "*0" (ignored by Redis) goes the reference way
-_BELOW_10 = bytes(range(10))
-#: "*<argc>\r\n" followed by argc times "$<len>\r\n\r\n", to be %-formatted with the lengths.
-_SINGLE_MAX = 64
-_HEADERS = (b"",) + tuple(b"*%d\r\n" % n + b"$%d\r\n\r\n" * n for n in range(1, _SINGLE_MAX))
-_BELOW_100 = bytes(range(100))
-#: An aggregate header -- an array, or a RESP3 push or set, which hiredis also builds as a
-#: list -- announcing a million elements or more. hiredis allocates the whole list when it
-#: reads the header, before any element arrives (``*2147483647`` froze the server for
-#: seconds, ``*1 ~2147483647`` for 2.8 s, and their release as long again); the reference
-#: parser checks ``resp_max_multibulk`` first. Seven digits are beyond what the fast path
-#: ever takes, so a read that matches loses nothing by going the reference way. Found in
-#: two C passes over the read: every digit becomes ``0`` and ``>``/``~`` become ``*``,
-#: then one substring search (620 ns for a 16-GET read, no more than the one regex for
-#: ``*`` alone; a regex with a class for the first byte takes 2 us).
-_HUGE_AGGREGATE = b"*0000000"
-_AGGREGATE_DIGITS = bytes.maketrans(b"0123456789>~", b"0000000000**")
+log = structlog.get_logger("netcore.resp")
 
 UNBLOCKED = b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
 _client_ids = itertools.count(1)
 _now = time.monotonic
-_chain = itertools.chain.from_iterable
 
 
 def _arity_of(name: bytes) -> int | None:
@@ -141,10 +107,7 @@ class RespProtocol(Protocol):
     _sweeper: Sweeper
     _limits: tuple[int, int, int]
     _query_limit: int
-    _bulk_overhead: Any
-    _array_overhead: Any
-    _small_limits: bool
-    _single_ok: bool
+    _new_splitter: Any
     _event_loop: bool
     _stream_on_io_thread: bool = False
 
@@ -155,9 +118,7 @@ class RespProtocol(Protocol):
         self.id = next(_client_ids)
         #: Set by QUIT (possibly on a handler thread).
         self.quit = False
-        self._reader = hiredis.Reader()
-        self._feed = self._reader.feed
-        self._gets = self._reader.gets
+        self._split = self._new_splitter()
         self._parser = RequestParser(*self._limits)
         self._slow = False  # the reference parser holds a partial command
         self._done = False  # a protocol error or QUIT: read nothing more
@@ -201,6 +162,10 @@ class RespProtocol(Protocol):
             # The assembly check refuses this first; this is the last line of defence.
             raise AssemblyError(f"setting 'dispatch': {server.config.dispatch!r} runs several processes, "
                                 "each would have its own resp keyspace")
+        if not COMPILED:
+            log.warning("resp.splitter_not_compiled", effect="pipelined commands cost about 0.8 us more each",
+                        fix="install a C compiler and Python's headers (Debian: python3-dev), then reinstall "
+                            "netcore-resp")
         event_loop = concurrency.event_loop
         # Without a loop the expiry sweep is a thread beside the serving one, even under
         # iterative (one serving thread, multithread False): the keyspace needs the lock.
@@ -294,8 +259,6 @@ class RespProtocol(Protocol):
             def run_part(client: Any, commands: Any) -> tuple[bytes, bool]:
                 return run(client, commands, False)
 
-        bulk_overhead = tuple(len(str(n)) + 5 for n in range(min(max_bulk, FAST_BULK_MAX) + 1))
-        array_overhead = (_NOT_FAST,) + tuple(len(str(n)) + 3 for n in range(1, min(max_multibulk, FAST_ARGS_MAX) + 1))
         return type(cls.__name__, (cls,), {
             "keyspace": keyspaces[0],
             "_execute": staticmethod(execute),
@@ -313,12 +276,7 @@ class RespProtocol(Protocol):
             "_sweeper": Sweeper(keyspaces, lock, interval, sweep_keys),
             "_limits": (max_bulk, max_multibulk, max_inline),
             "_query_limit": int(get("resp_client_query_buffer_limit", 1024 * 1024 * 1024)),
-            "_bulk_overhead": bulk_overhead.__getitem__,
-            # Limits below 256 (bytes or arguments): the bytes-of-lengths check would not see them.
-            "_small_limits": max_bulk < 256 or max_multibulk < 256,
-            # One read cannot hold a complete argument longer than recv_size.
-            "_single_ok": max_bulk >= int(get("recv_size", 65536)) and max_multibulk >= _SINGLE_MAX,
-            "_array_overhead": array_overhead.__getitem__,
+            "_new_splitter": staticmethod(splitter_factory(max_bulk, max_multibulk, int(get("recv_size", 65536)))),
             "_event_loop": event_loop,
             "_stream_on_io_thread": stream_on_io_thread,
             "__module__": cls.__module__,
@@ -388,51 +346,11 @@ class RespProtocol(Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.active = _now()  # CLIENT LIST's idle: one clock read per read, not per command
-        if self._slow or data[0] != 42 or _HUGE_AGGREGATE in data.translate(_AGGREGATE_DIGITS):  # 42: '*'
-            self._reference(data)
-            return
-        self._feed(data)
-        try:
-            cmds = list(iter(self._gets, False))
-            if len(cmds) == 1 and len(cmds[0]) < _SINGLE_MAX and self._single_ok:
-                # One command (no pipelining): its headers formatted in one go are cheaper.
-                cmd = cmds[0]
-                size = len(_HEADERS[len(cmd)] % tuple(map(len, cmd))) + len(b"".join(cmd))
-            else:
-                size = self._batch_size(cmds)
-        except (hiredis.ProtocolError, TypeError, IndexError):
-            size = -1
-        if size != len(data):
-            self._reset_reader()
+        cmds = None if self._slow else self._split(data)
+        if cmds is None:
             self._reference(data)
             return
         self.connection.submit(self._run, cmds, count=len(cmds))
-
-    def _batch_size(self, cmds: list) -> int:
-        """The canonical encoding's length of ``cmds``, or -1 when the fast path must not judge.
-
-        Payload (the join also proves every element is bytes) + per argument
-        "$<len>\\r\\n" and "\\r\\n" + per command "*<argc>\\r\\n". Digits are counted by
-        deleting the lengths below 10 and 100 from a bytes object of lengths: a few C calls
-        per read instead of one per argument.
-        """
-        flat = list(_chain(cmds))
-        size = len(b"".join(flat))
-        try:
-            lens = bytes(map(len, flat))
-            argcs = bytes(map(len, cmds))
-        except ValueError:  # an argument or argument count >= 256: the table way
-            return size + sum(map(self._bulk_overhead, map(len, flat))) + sum(map(self._array_overhead, map(len, cmds)))
-        if 0 in argcs or self._small_limits:
-            return -1  # "*0" (ignored by Redis), or limits small enough to matter here
-        return (size + 6 * len(lens) + len(lens.translate(None, _BELOW_10)) + len(lens.translate(None, _BELOW_100))
-                + 4 * len(argcs) + len(argcs.translate(None, _BELOW_10)) + len(argcs.translate(None, _BELOW_100)))
-
-    def _reset_reader(self) -> None:
-        """hiredis may hold half a command (or be in an error state): start it afresh."""
-        self._reader = hiredis.Reader()
-        self._feed = self._reader.feed
-        self._gets = self._reader.gets
 
     def _reference(self, data: bytes) -> None:
         """The Python port of Redis's parser, from the last command boundary on."""
