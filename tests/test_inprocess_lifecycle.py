@@ -11,6 +11,7 @@ error on the loop's own path that no handler catches.
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import textwrap
@@ -104,3 +105,69 @@ def _wait_exit(server: ServerProcess, timeout: float) -> int:
         pytest.fail(f"still running {timeout} s after its loop died; {server.describe()}")
     server._reader.join(10)
     return code
+
+
+# -- the exit after a stop -----------------------------------------------------------------------
+
+EXIT_PROBE = textwrap.dedent('''
+    """Test plugin: what an application leaves for the process's exit to do."""
+    import atexit
+    import os
+    import threading
+    import time
+
+    from netcore import hookimpl
+
+    MARKS = os.environ["EXIT_PROBE_DIR"]
+
+
+    def mark(name):
+        with open(os.path.join(MARKS, name), "w") as fh:
+            fh.write("done")
+
+
+    atexit.register(mark, "atexit")
+    if os.environ.get("EXIT_PROBE_THREAD"):
+        def late():
+            # Work that outlives the server's stop: it ends when the test says so (bounded).
+            deadline = time.monotonic() + 20
+            while not os.path.exists(os.path.join(MARKS, "release")) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            mark("thread")
+        threading.Thread(target=late, daemon=False).start()
+
+
+    @hookimpl
+    def netcore_register_protocols(registry):
+        pass
+''')
+
+
+def test_a_stopped_server_still_runs_the_applications_atexit_handlers(tmp_path):
+    """The process leaves without the interpreter's teardown (netcore.cli._leave), but an
+    application's atexit handlers still run, as at a normal Python exit."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {**module_env(tmp_path, "exit_probe", EXIT_PROBE), "EXIT_PROBE_DIR": str(marks)}
+    with ServerProcess("-p", "exit_probe", env=env) as server:
+        assert not (marks / "atexit").exists()
+        assert server.stop() == 0, server.describe()
+    assert (marks / "atexit").read_text() == "done"
+
+
+def test_a_stopped_server_waits_for_the_applications_own_thread(tmp_path):
+    """A non-daemon thread the application started is waited for after the stop, as a
+    normal Python exit waits for it; then the atexit handlers run and the status is 0."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {**module_env(tmp_path, "exit_probe", EXIT_PROBE), "EXIT_PROBE_DIR": str(marks), "EXIT_PROBE_THREAD": "1"}
+    with ServerProcess("-p", "exit_probe", env=env) as server:
+        server.proc.send_signal(signal.SIGTERM)
+        server.wait_event("server.stopped", 10)
+        with pytest.raises(subprocess.TimeoutExpired):
+            server.proc.wait(0.3)  # held by the thread, which has not finished
+        assert not (marks / "thread").exists()
+        (marks / "release").write_text("")
+        assert _wait_exit(server, 20) == 0
+    assert (marks / "thread").read_text() == "done"
+    assert (marks / "atexit").read_text() == "done"

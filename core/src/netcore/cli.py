@@ -14,6 +14,7 @@ its options are its own.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import importlib.metadata
 import importlib.util
@@ -22,6 +23,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from typing import Any, Callable, Sequence
 
 import attrs
@@ -456,6 +458,8 @@ def cmd_serve(host: PluginHost, args: argparse.Namespace) -> int:
     # What a HUP re-reads (the same sources, resolved again): see netcore_dispatch.deploy.
     server.reconfigure = lambda: resolve_config(host, args)
     server.run()
+    global _SERVED
+    _SERVED = True
     return server.exit_status  # 1 after a reactor loop died: a supervisor restarts it
 
 
@@ -683,8 +687,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+#: Set once ``netcore serve`` has run a server to its end (see :func:`_leave`).
+_SERVED = False
+
+
 def _entry() -> None:  # pragma: no cover
-    sys.exit(main())
+    code = main()
+    if _SERVED:
+        _leave(code)
+    sys.exit(code)
+
+
+def _leave(code: int) -> None:
+    """End a stopped server's process without the interpreter's teardown.
+
+    Once the server has stopped, everything it owns is released (sockets closed, Unix
+    sockets and pid files removed, workers reaped), and what is left of a normal exit is
+    the interpreter freeing its objects one by one: 0.15 s for an echo server and 0.35 s
+    for a RESP server (its command tables), measured from the last log line to the exit.
+    A supervisor, an operator's restart and every test that stops a server wait for that.
+    What a normal exit would still do for someone else is done here: the ``atexit``
+    handlers (logging's flush, an application's own, ``weakref.finalize``) and the flush
+    of standard output. An application thread that is not a daemon would be waited for by
+    Python, so then this returns and the normal exit follows.
+    """
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if others or run_exit_handlers is None:
+        return
+    run_exit_handlers()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or the reader left: nothing more to deliver
+            pass
+    os._exit(code)
 
 
 __all__ = ["main"]
