@@ -67,7 +67,18 @@ def serve(app: str, *extra: str, dispatch: str = "inline", poller: str = "epoll-
         args += ["--protocol", "wstest", "--wstest-app", f"ws_testing:{app}"]
     else:
         args += ["--protocol", "http", "--interface", "asgi", "--app", f"ws_testing:{app}"]
-    return ServerProcess(*args, *extra, env=server_env(), executable=NETCORE)
+    return _ServingProcess(*args, *extra, env=server_env(), executable=NETCORE)
+
+
+class _ServingProcess(ServerProcess):
+    """Started once every worker serves, not at ``server.started``: under prefork the
+    master says that before its workers fork and import the app, and a client's opening
+    handshake (websockets gives it 10 s) then waited for a worker started under load."""
+
+    def start(self) -> ServerProcess:
+        super().start()
+        self.wait_events("worker.started", self.started.get("workers", 1), TIMEOUT)
+        return self
 
 
 def uri(server: ServerProcess, path: str = "/") -> str:
