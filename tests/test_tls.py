@@ -364,6 +364,19 @@ def test_a_certfile_without_a_certificate_is_named_certfile(pki, tmp_path):
     assert len(lines) == 1 and lines[0].split(":")[2].strip().startswith("setting 'certfile'"), proc.stderr
 
 
+def test_a_relative_certfile_that_is_missing_says_where_it_was_looked_for(pki, tmp_path):
+    """After --chdir a relative path is read from the new working directory: the one
+    line says which directory, since the operator's shell was elsewhere."""
+    (tmp_path / "run").mkdir()
+    proc = subprocess.run(["netcore", "serve", "--bind", "127.0.0.1:0", "--chdir", str(tmp_path / "run"),
+                           "--certfile", "server.pem", "--keyfile", str(pki.server_key)],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "setting 'certfile'" in lines[0] and f"no such file in the working directory {tmp_path / 'run'}" in lines[0]
+
+
 def test_an_expired_certificate_is_warned_about_and_a_valid_one_is_not(pki):
     with ServerProcess("--certfile", str(pki.expired_cert), "--keyfile", str(pki.expired_key)) as server:
         line = server.wait_event("tls.certificate_expired", TIMEOUT)

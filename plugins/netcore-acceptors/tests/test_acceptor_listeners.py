@@ -14,6 +14,7 @@ from acceptor_testing import open_fds
 from netcore.errors import SettingError, UsageError
 from netcore_acceptors.listeners import (
     DEFAULT_BIND,
+    FD_ALLOWED,
     close_listeners,
     default_backlog,
     open_listeners,
@@ -244,20 +245,21 @@ def test_fd_that_is_not_listening_is_refused_and_left_open():
     with socket.socket() as sock:
         with pytest.raises(UsageError) as info:
             open_listeners([f"fd://{sock.fileno()}"], BACKLOG, use_systemd=False)
-        assert str(info.value) == f"cannot use fd://{sock.fileno()}: it is a stream socket that is not listening"
+        assert str(info.value) == (f"setting 'bind': 'fd://{sock.fileno()}' is not allowed (it is a stream socket "
+                                   f"that is not listening); allowed: {FD_ALLOWED}")
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM  # still open
 
 
 def test_fd_that_is_a_datagram_socket_is_refused():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        with pytest.raises(UsageError, match=rf"^cannot use fd://{sock.fileno()}: it is a non-stream socket"):
+        with pytest.raises(UsageError, match=rf"^setting 'bind': 'fd://{sock.fileno()}' is not allowed \(it is a non-stream socket"):
             open_listeners([f"fd://{sock.fileno()}"], BACKLOG, use_systemd=False)
 
 
 def test_fd_that_is_not_a_socket_is_refused_and_left_open():
     r, w = os.pipe()
     try:
-        with pytest.raises(UsageError, match=rf"^cannot use fd://{r}: .*Socket operation on non-socket"):
+        with pytest.raises(UsageError, match=rf"^setting 'bind': 'fd://{r}' is not allowed \(.*Socket operation on non-socket.*; allowed: fd://N "):
             open_listeners([f"fd://{r}"], BACKLOG, use_systemd=False)
         os.fstat(r)  # still open
     finally:
@@ -268,7 +270,7 @@ def test_fd_that_is_not_a_socket_is_refused_and_left_open():
 def test_fd_that_is_not_open_is_refused():
     fd = os.open(os.devnull, os.O_RDONLY)
     os.close(fd)
-    with pytest.raises(UsageError, match=rf"^cannot use fd://{fd}: .*Bad file descriptor"):
+    with pytest.raises(UsageError, match=rf"^setting 'bind': 'fd://{fd}' is not allowed \(.*Bad file descriptor\); allowed: fd://N "):
         open_listeners([f"fd://{fd}"], BACKLOG, use_systemd=False)
 
 

@@ -54,6 +54,16 @@ _WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 # -- the context ---------------------------------------------------------------------------
+def _not_a_file(path: str) -> str:
+    """Why ``path`` is no file, in words: a relative path is read from the working
+    directory, which ``--chdir`` may have changed, so the error says which one."""
+    if os.path.isdir(path):
+        return " (it is a directory)"
+    if os.path.isabs(path):
+        return " (no such file)"
+    return f" (no such file in the working directory {os.getcwd()})"
+
+
 def build_context(config: Any) -> ssl.SSLContext:
     """The server's ``SSLContext`` from the settings; :class:`SettingError` names a bad one.
 
@@ -67,7 +77,7 @@ def build_context(config: Any) -> ssl.SSLContext:
     for name in ("certfile", "keyfile", "ca_certs"):
         path = getattr(config, name)
         if path and not os.path.isfile(path):
-            raise SettingError(name, path, "a readable PEM file")
+            raise SettingError(name, path, "a readable PEM file", hint=_not_a_file(path))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_3 if config.tls_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE

@@ -41,7 +41,7 @@ import stat
 import structlog
 from netcore.acceptor import Listener
 from netcore.core_settings import DEFAULT_BIND, default_backlog
-from netcore.errors import InUse, UsageError
+from netcore.errors import InUse, SettingError, UsageError
 
 from netcore_acceptors.addresses import Address, format_sockname, parse_address
 
@@ -171,7 +171,7 @@ def open_listener(address: Address | str, backlog: int) -> Listener:
         address = parse_address(address)
     if address.kind == "fd":
         assert address.fd is not None
-        listener = adopt_fd(address.fd, address.text)
+        listener = adopt_fd(address.fd, address.text, setting="bind")
     elif address.kind == "unix":
         listener = _open_unix(address, backlog)
     else:
@@ -269,30 +269,41 @@ def _open_unix(address: Address, backlog: int) -> Listener:
     return Listener(sock=sock, address=format_sockname(sock), kind="unix", path=path)
 
 
-def adopt_fd(fd: int, label: str | None = None) -> Listener:
+#: What ``bind = "fd://N"`` must name.
+FD_ALLOWED = "fd://N of a listening TCP or Unix stream socket this process inherited (from systemd or a parent)"
+
+
+def adopt_fd(fd: int, label: str | None = None, setting: str | None = None) -> Listener:
     """Take over an inherited listening stream socket (``fd://N``, systemd), marked inherited.
 
-    Anything else behind ``fd`` is refused with :class:`UsageError` naming it, and is left
-    open: it is not ours to close.
+    Anything else behind ``fd`` is refused and left open: it is not ours to close. The
+    error names ``setting`` (``bind`` for ``fd://N``) where the descriptor came from one,
+    as every other invalid setting does; systemd's descriptors come from its environment.
     """
     label = label or f"fd://{fd}"
+
+    def refuse(reason: str) -> UsageError:
+        if setting is None:
+            return UsageError(f"cannot use {label}: {reason}")
+        return SettingError(setting, label, FD_ALLOWED, hint=f" ({reason})")
+
     try:
         sock = socket.socket(fileno=fd)  # family and type are read from the descriptor
     except OSError as exc:
-        raise UsageError(f"cannot use {label}: {exc}") from None
+        raise refuse(str(exc)) from None
     try:
         listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
     except OSError as exc:
         sock.detach()
-        raise UsageError(f"cannot use {label}: {exc}") from None
+        raise refuse(str(exc)) from None
     if sock.type != socket.SOCK_STREAM or not listening:
         kind = "stream" if sock.type == socket.SOCK_STREAM else "non-stream"
         sock.detach()
-        raise UsageError(f"cannot use {label}: it is a {kind} socket that is not listening")
+        raise refuse(f"it is a {kind} socket that is not listening")
     if sock.family not in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
         family = sock.family
         sock.detach()
-        raise UsageError(f"cannot use {label}: unsupported address family {family!r}")
+        raise refuse(f"unsupported address family {family!r}")
     sock.set_inheritable(False)
     sock.setblocking(False)
     kind = "unix" if sock.family == socket.AF_UNIX else "tcp"
