@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from netcore_resp.context import Context
 from netcore_resp.framing import error_reply, string2ll
-from netcore_resp.replies import NOT_INTEGER, SYNTAX, Reply, integer
+from netcore_resp.replies import NOT_INTEGER, SYNTAX, ZERO, Reply, integer
 
 BIT_OFFSET = error_reply("bit offset is not an integer or out of range")
 BIT_VALUE = error_reply("bit is not an integer or out of range")
@@ -49,7 +49,10 @@ def install(ctx: Context, max_bulk: int) -> None:
         return integer((value[index] >> (7 - (offset & 7))) & 1 if index < len(value) else 0)
 
     def bitcount(argv, client):
-        value = string_value(argv[1]) or b""
+        # Redis looks the key up first: a missing key counts 0 whatever the arguments.
+        value = string_value(argv[1])
+        if value is None:
+            return ZERO
         if len(argv) == 2:
             return integer(sum(bin(b).count("1") for b in value) if len(value) < 4096
                            else int.from_bytes(value, "big").bit_count())
@@ -58,6 +61,9 @@ def install(ctx: Context, max_bulk: int) -> None:
         start, end = string2ll(argv[2]), string2ll(argv[3])
         if start is None or end is None:
             raise Reply(NOT_INTEGER)
+        # An empty negative range answers before the unit is read (bitcountCommand).
+        if start < 0 and end < 0 and start > end:
+            return ZERO
         unit_bits = False
         if len(argv) == 5:
             unit = argv[4].lower()

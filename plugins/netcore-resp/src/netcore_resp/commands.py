@@ -67,6 +67,7 @@ from netcore_resp.replies import (
     maybe_bulk3,
     raw_array,
     status,
+    unknown_subcommand,
     verbatim,
 )
 from netcore_resp.replies import NIL as NIL2
@@ -76,6 +77,7 @@ from netcore_resp.replies import maybe_bulk as maybe_bulk2
 from netcore_resp.scan import scan_fields, scan_keys
 from netcore_resp.stats import CommandStats
 from netcore_resp.streaming import PART
+from netcore_resp.strings import expire_deadline, string_options
 
 Command = Callable[[list, Any], bytes]
 
@@ -114,8 +116,6 @@ SPECS: dict[str, tuple[int, tuple[str, ...], int, int, int]] = {
     "decrby": (3, ("write", "denyoom", "fast"), 1, 1, 1),
     "append": (3, ("write", "denyoom"), 1, 1, 1),
     "strlen": (2, ("readonly", "fast"), 1, 1, 1),
-    "expire": (-3, ("write", "fast"), 1, 1, 1),
-    "pexpire": (-3, ("write", "fast"), 1, 1, 1),
     "ttl": (2, ("readonly", "fast"), 1, 1, 1),
     "pttl": (2, ("readonly", "fast"), 1, 1, 1),
     "persist": (2, ("write", "fast"), 1, 1, 1),
@@ -185,10 +185,6 @@ def unknown_command(argv: list[bytes]) -> bytes:
             break
         args += b"'" + cstr(arg)[:128 - len(args)] + b"' "
     return error_reply(b"unknown command '%s', with args beginning with: %s" % (cstr(argv[0])[:128], args))
-
-
-def unknown_subcommand(argv: list[bytes]) -> bytes:
-    return error_reply(b"unknown subcommand '%s'. Try %s HELP." % (cstr(argv[1])[:128], argv[0].upper()))
 
 
 NO_SCRIPTING = error_reply("netcore does not implement scripting or functions (EVAL, EVALSHA, SCRIPT, FUNCTION, "
@@ -545,7 +541,7 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False, db: int = 0) -> d
 
     @checked
     def hscan(argv, client):
-        return scan_fields(typed(argv[1], dict), argv)
+        return scan_fields(argv, lambda key: typed(key, dict))
 
     @checked
     def keys(argv, client):
@@ -556,60 +552,7 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False, db: int = 0) -> d
             live = list(filter(compile_glob(pattern), live))
         return array(live)
 
-    # -- expiry ------------------------------------------------------------------------
-    def expire_generic(argv, client, name, unit_ms):
-        nx = xx = gt = lt = False
-        for opt in argv[3:]:
-            low = opt.lower()
-            if low == b"nx":
-                nx = True
-            elif low == b"xx":
-                xx = True
-            elif low == b"gt":
-                gt = True
-            elif low == b"lt":
-                lt = True
-            else:
-                return error_reply(b"Unsupported option %s" % cstr(opt))
-        if nx and (xx or gt or lt):
-            return error_reply("NX and XX, GT or LT options at the same time are not compatible")
-        if gt and lt:
-            return error_reply("GT and LT options at the same time are not compatible")
-        when = parse_int(argv[2])
-        if unit_ms == 1000:
-            if when > LLONG_MAX // 1000 or when < -(-LLONG_MIN // 1000):
-                return error_reply(f"invalid expire time in '{name}' command")
-            when *= 1000
-        base = now_ms()
-        if when > LLONG_MAX - base:
-            return error_reply(f"invalid expire time in '{name}' command")
-        when += base
-        key = argv[1]
-        if alive(key) is None:
-            return ZERO
-        current = ks.deadline(key)
-        if nx and current != -1:
-            return ZERO
-        if xx and current == -1:
-            return ZERO
-        if gt and (current == -1 or when <= current):
-            return ZERO
-        if lt and current != -1 and when >= current:
-            return ZERO
-        if when <= now_ms():
-            ks.delete(key)
-        else:
-            ks.set_deadline(key, when)
-        return ONE
-
-    @checked
-    def expire(argv, client):
-        return expire_generic(argv, client, "expire", 1000)
-
-    @checked
-    def pexpire(argv, client):
-        return expire_generic(argv, client, "pexpire", 1)
-
+    # -- expiry (EXPIRE, PEXPIRE and the AT forms: netcore_resp.keys) -----------------
     def ttl_generic(key, in_ms):
         if alive(key) is None:
             return MINUS_TWO
@@ -674,50 +617,18 @@ def build(ks: Keyspace, info: ServerInfo, resp3: bool = False, db: int = 0) -> d
         return reply
 
     def set_with_options(argv):
-        nx = xx = get_ = keepttl = False
-        unit = None  # b"ex", b"px", b"exat" or b"pxat"
-        expire_arg = None
-        j, n = 3, len(argv)
-        while j < n:
-            opt = argv[j].lower()
-            has_next = j + 1 < n
-            if opt == b"nx" and not xx:
-                nx = True
-            elif opt == b"xx" and not nx:
-                xx = True
-            elif opt == b"get":
-                get_ = True
-            elif opt == b"keepttl" and unit is None:
-                keepttl = True
-            elif opt in (b"ex", b"px", b"exat", b"pxat") and not keepttl and unit in (None, opt) and has_next:
-                unit = opt
-                expire_arg = argv[j + 1]
-                j += 1
-            else:
-                return SYNTAX
-            j += 1
-        when = None
-        if unit is not None:
-            ms = parse_int(expire_arg)
-            seconds = unit in (b"ex", b"exat")
-            if ms <= 0 or (seconds and ms > LLONG_MAX // 1000):
-                return error_reply("invalid expire time in 'set' command")
-            if seconds:
-                ms *= 1000
-            if unit in (b"ex", b"px"):
-                if ms > LLONG_MAX - now_ms():
-                    return error_reply("invalid expire time in 'set' command")
-                ms += now_ms()
-            when = ms
+        flags, unit, expire = string_options(argv, 3, True)
+        when = None if unit is None else expire_deadline(expire, unit, "set")
         key = argv[1]
         old_reply = b""
+        get_ = b"get" in flags
         if get_:
             old_reply = maybe_bulk(string_value(key))
         found = alive(key) is not None
-        if (nx and found) or (xx and not found):
+        if (found and b"nx" in flags) or (not found and b"xx" in flags):
             return old_reply if get_ else NIL
         data[key] = argv[2]
-        if not keepttl and expires:
+        if b"keepttl" not in flags and expires:
             expires.pop(key, None)
         if when is not None:
             if when <= now_ms():

@@ -1,5 +1,5 @@
-"""Generic key commands: RENAME, RENAMENX, COPY, RANDOMKEY, TOUCH, OBJECT, EXPIREAT,
-PEXPIREAT, EXPIRETIME, PEXPIRETIME (Redis 7.0's ``db.c``, ``object.c``, ``expire.c``).
+"""Generic key commands: RENAME, RENAMENX, COPY, RANDOMKEY, TOUCH, OBJECT, EXPIRE, PEXPIRE,
+EXPIREAT, PEXPIREAT, EXPIRETIME, PEXPIRETIME (Redis 7.0's ``db.c``, ``object.c``, ``expire.c``).
 
 MOVE, SWAPDB and COPY ... DB reach the other databases through ``ctx.info.keyspaces``."""
 
@@ -10,7 +10,7 @@ import random
 from typing import Any
 
 from netcore_resp.context import Context
-from netcore_resp.framing import error_reply, string2ll
+from netcore_resp.framing import LLONG_MAX, LLONG_MIN, error_reply, string2ll
 from netcore_resp.keyspace import now_ms
 from netcore_resp.replies import (
     DB_OUT_OF_RANGE,
@@ -163,16 +163,57 @@ def install(ctx: Context) -> None:
                                     "data will take some time to adjust."))
         return ZERO  # idletime: not tracked
 
-    def expire_at(argv, client, unit_ms: int) -> bytes:
+    def expire_options(argv) -> tuple[bool, bool, bool, bool]:
+        """NX, XX, GT, LT of the EXPIRE family, all read (and their conflicts refused)
+        before the time is, as Redis's ``parseExtendedExpireArgumentsOrReply`` (which compares
+        C strings: an option ends at a NUL)."""
+        nx = xx = gt = lt = False
+        for opt in argv[3:]:
+            low = cstr(opt).lower()
+            if low == b"nx":
+                nx = True
+            elif low == b"xx":
+                xx = True
+            elif low == b"gt":
+                gt = True
+            elif low == b"lt":
+                lt = True
+            else:
+                raise Reply(error_reply(b"Unsupported option %s" % cstr(opt)))
+        if nx and (xx or gt or lt):
+            raise Reply(error_reply("NX and XX, GT or LT options at the same time are not compatible"))
+        if gt and lt:
+            raise Reply(error_reply("GT and LT options at the same time are not compatible"))
+        return nx, xx, gt, lt
+
+    def expire_generic(argv, name: str, unit_ms: int, relative: bool) -> bytes:
+        """EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: one body, as Redis's ``expireGenericCommand``
+        (options, then the time and its overflow checks, then the key)."""
+        nx, xx, gt, lt = expire_options(argv)
         when = string2ll(argv[2])
         if when is None:
             raise Reply(NOT_INTEGER)
+        invalid = error_reply(f"invalid expire time in '{name}' command")
+        if unit_ms == 1000:
+            if when > LLONG_MAX // 1000 or when < -(-LLONG_MIN // 1000):
+                raise Reply(invalid)
+            when *= 1000
+        base = now_ms() if relative else 0
+        if when > LLONG_MAX - base:
+            raise Reply(invalid)
+        when += base
         key = argv[1]
         if alive(key) is None:
             return ZERO
-        if len(argv) > 3:
-            raise Reply(error_reply(b"Unsupported option %s" % argv[3]))
-        when *= unit_ms
+        current = ks.deadline(key)
+        if nx and current != -1:
+            return ZERO
+        if xx and current == -1:
+            return ZERO
+        if gt and (current == -1 or when <= current):
+            return ZERO
+        if lt and current != -1 and when >= current:
+            return ZERO
         if when <= now_ms():
             ks.delete(key)
         else:
@@ -184,7 +225,8 @@ def install(ctx: Context) -> None:
         if alive(key) is None:
             return MINUS_TWO
         when = ks.deadline(key)
-        return MINUS_ONE if when == -1 else integer(when // unit_ms)
+        # Seconds rounded to the nearest, as Redis's ttlGenericCommand: (ms + 500) / 1000.
+        return MINUS_ONE if when == -1 else integer((when + unit_ms // 2) // unit_ms)
 
     register("rename", (3, ("write",), 1, 2, 1), lambda argv, client: rename(argv, client, False))
     register("renamenx", (3, ("write", "fast"), 1, 2, 1), lambda argv, client: rename(argv, client, True))
@@ -194,14 +236,22 @@ def install(ctx: Context) -> None:
     register("randomkey", (1, ("readonly",), 0, 0, 0), randomkey)
     register("touch", (-2, ("readonly", "fast"), 1, -1, 1), touch)
     register("object", (-2, ("readonly",), 2, 2, 1), object_)
-    register("expireat", (-3, ("write", "fast"), 1, 1, 1), lambda argv, client: expire_at(argv, client, 1000))
-    register("pexpireat", (-3, ("write", "fast"), 1, 1, 1), lambda argv, client: expire_at(argv, client, 1))
+    for name, unit_ms, relative in (("expire", 1000, True), ("pexpire", 1, True), ("expireat", 1000, False),
+                                    ("pexpireat", 1, False)):
+        register(name, (-3, ("write", "fast"), 1, 1, 1),
+                 lambda argv, client, name=name, unit_ms=unit_ms, relative=relative:
+                 expire_generic(argv, name, unit_ms, relative))
     register("expiretime", (2, ("readonly", "fast"), 1, 1, 1), lambda argv, client: expiretime(argv, client, 1000))
     register("pexpiretime", (2, ("readonly", "fast"), 1, 1, 1), lambda argv, client: expiretime(argv, client, 1))
 
 
+NO_MONITOR = error_reply("netcore does not implement MONITOR (it would copy every command of every client "
+                         "to the monitors)")
+
+
 def install_server(ctx: Context) -> None:
-    """TIME and MEMORY USAGE (an estimate from the Python objects' sizes)."""
+    """TIME, MEMORY USAGE (an estimate from the Python objects' sizes), WAIT (there are no
+    replicas: 0 of them acknowledged) and MONITOR's refusal."""
     import sys
     import time
 
@@ -227,5 +277,19 @@ def install_server(ctx: Context) -> None:
             return bulk(b"Sam, I detected no memory problems in this netcore instance.")
         raise Reply(error_reply(b"unknown subcommand '%s'. Try MEMORY HELP." % argv[1]))
 
+    def wait(argv, client):
+        """Redis's checks and texts; then 0, at once (Redis without replicas answers 0 at
+        once for numreplicas <= 0, and after the timeout otherwise: docs/resp.md)."""
+        if string2ll(argv[1]) is None:
+            raise Reply(NOT_INTEGER)
+        timeout = string2ll(argv[2])
+        if timeout is None:
+            raise Reply(error_reply("timeout is not an integer or out of range"))
+        if timeout < 0:
+            raise Reply(error_reply("timeout is negative"))
+        return ZERO
+
     register("time", (1, ("loading", "stale", "fast"), 0, 0, 0), time_)
+    register("wait", (3, ("noscript",), 0, 0, 0), wait)
+    register("monitor", (1, ("admin", "noscript", "loading", "stale"), 0, 0, 0), lambda argv, client: NO_MONITOR)
     register("memory", (-2, ("readonly",), 0, 0, 0), memory)

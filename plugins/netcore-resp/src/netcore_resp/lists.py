@@ -8,7 +8,7 @@ import collections
 
 from netcore_resp.context import Context
 from netcore_resp.framing import LLONG_MIN, error_reply, string2ll
-from netcore_resp.replies import MINUS_ONE, NOT_INTEGER, OK, SYNTAX, ZERO, Reply, bulk, integer
+from netcore_resp.replies import MINUS_ONE, NOT_INTEGER, OK, SYNTAX, ZERO, Reply, bulk, integer, non_negative
 
 NO_SUCH_KEY = error_reply("no such key")
 OUT_OF_RANGE = error_reply("index out of range")
@@ -116,27 +116,21 @@ def install(ctx: Context) -> None:
         rank, count, maxlen = 1, None, 0
         j = 3
         while j < len(argv):
-            opt = argv[j].lower()
-            if j + 1 >= len(argv):
+            opt = argv[j].lower()  # the option's name first: an unknown one is a syntax error
+            if j + 1 >= len(argv) or opt not in (b"rank", b"count", b"maxlen"):
                 raise Reply(SYNTAX)
-            number = _int(argv[j + 1])
             if opt == b"rank":
+                number = _int(argv[j + 1])
                 if number == 0:
                     raise Reply(error_reply("RANK can't be zero: use 1 to start from the first match, 2 from the "
                                             "second ... or use negative to start from the end of the list"))
-                if number == LLONG_MIN:  # -rank would overflow in Redis
-                    raise Reply(error_reply("value is out of range"))
-                rank = number
+                # Redis 7.0 negates LLONG_MIN into itself, which every match count passes:
+                # the first match from the tail, as RANK -1.
+                rank = -1 if number == LLONG_MIN else number
             elif opt == b"count":
-                if number < 0:
-                    raise Reply(error_reply("COUNT can't be negative"))
-                count = number
-            elif opt == b"maxlen":
-                if number < 0:
-                    raise Reply(error_reply("MAXLEN can't be negative"))
-                maxlen = number
+                count = non_negative(argv[j + 1], "COUNT")
             else:
-                raise Reply(SYNTAX)
+                maxlen = non_negative(argv[j + 1], "MAXLEN")
             j += 2
         items = get(argv[1])
         found: list[int] = []

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from netcore_resp.config import Invalid
+
 #: Flag letter -> class, in the order CONFIG GET shows them (Redis's keyspaceEventsFlagsToString).
 CLASSES = "g$lshzxetdn"
 ALL = set("g$lshzxetd")  # 'A': every class but key-miss and new-key
@@ -54,7 +56,7 @@ REMOVING = {"lpop", "rpop", "lrem", "ltrim", "srem", "spop", "hdel", "zrem", "zp
 
 
 def parse_flags(value: bytes) -> set[str]:
-    """Redis's keyspaceEventsStringToFlags; ValueError for a letter it does not know."""
+    """Redis's keyspaceEventsStringToFlags; refused (Redis's text) for a letter it does not know."""
     flags: set[str] = set()
     for letter in value.decode("latin-1"):
         if letter == "A":
@@ -62,7 +64,7 @@ def parse_flags(value: bytes) -> set[str]:
         elif letter in CLASSES or letter in "KEm":
             flags.add(letter)
         else:
-            raise ValueError(letter)
+            raise Invalid("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
     return flags
 
 

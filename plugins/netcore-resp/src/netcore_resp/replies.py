@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from netcore_resp.framing import error_reply
+from netcore_resp.framing import error_reply, string2ll
 
 CRLF = b"\r\n"
 OK = b"+OK\r\n"
@@ -135,3 +135,42 @@ def arity_error(name: str) -> bytes:
 def cstr(value: bytes) -> bytes:
     """What C's ``%s`` prints of an argument: up to its first NUL byte."""
     return value.split(b"\0", 1)[0]
+
+
+def non_negative(value: bytes, name: str) -> int:
+    """Redis's ``getPositiveLongFromObjectOrReply`` with a message (LPOS's COUNT and
+    MAXLEN, the LIMIT of SINTERCARD and ZINTERCARD): one text, "<name> can't be
+    negative", for a negative number and for no number at all."""
+    number = string2ll(value)
+    if number is None or number < 0:
+        raise Reply(error_reply(f"{name} can't be negative"))
+    return number
+
+
+def unknown_subcommand(argv: list[bytes]) -> bytes:
+    return error_reply(b"unknown subcommand '%s'. Try %s HELP." % (cstr(argv[1])[:128], argv[0].upper()))
+
+
+def check_subcommand(argv: list, arities: dict[bytes, int]) -> bytes:
+    """A container command's subcommand (lower case), after Redis's checks of its name
+    and its arity (both before the command runs, with these texts)."""
+    sub = argv[1].lower()
+    arity = arities.get(sub)
+    if arity is None:
+        raise Reply(unknown_subcommand(argv))
+    if len(argv) != arity if arity > 0 else len(argv) < -arity:
+        raise Reply(arity_error(f"{argv[0].lower().decode('latin-1')}|{sub.decode('latin-1')}"))
+    return sub
+
+
+def help_reply(command: bytes, lines: tuple[bytes, ...]) -> bytes:
+    """Redis's ``addReplyHelp``: status lines, between its header and its HELP entry."""
+    lines = (command + b" <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", *lines, b"HELP",
+             b"    Prints this help.")
+    return b"*%d\r\n" % len(lines) + b"".join(b"+" + line + b"\r\n" for line in lines)
+
+
+def subcommand_syntax(argv: list) -> bytes:
+    """Redis's ``addReplySubcommandSyntaxError``."""
+    return error_reply(b"unknown subcommand or wrong number of arguments for '%s'. Try %s HELP."
+                       % (cstr(argv[1])[:128], argv[0].upper()))

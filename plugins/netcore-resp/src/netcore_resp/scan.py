@@ -34,23 +34,33 @@ iteration stops (the length of ``order`` when it began, as a 12-bit mantissa and
 exponent, rounded up: keys added later need not come, and a steady stream of them must
 not keep the iteration from ending) and the epoch (never 0, so only the end is 0).
 A dict of at most ``count`` elements is returned whole with cursor 0, as Redis does for
-small hashes and sets. Python sets keep no insertion order, so SSCAN of a set larger
-than ``count`` still orders members by hash and costs a pass over the set per call.
+small hashes and sets.
+
+SSCAN: a Python set keeps no insertion order and shows no tail of new members, so a set
+larger than ``count`` gets a :class:`SetIndex` instead: its members sorted by hash (as
+Redis's cursor walks buckets in a fixed order), and the cursor is a place in that order,
+the last hash looked at (``hash + 2**63 + 1``, so never 0): a call returns the next
+``count`` members still in the set, O(count) (plus members deleted since, skipped once).
+The guarantee needs every member present when an iteration began to be in the index:
+the call with cursor 0 checks that (``members <= indexed``, one C-speed pass) and adds
+the ones missing; an index dropped from the cache is rebuilt from the set as it is then,
+which still holds every member present since the iteration began, so a cursor never
+restarts. SADD and SREM pay nothing.
 """
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import itertools
+from array import array
 from collections import OrderedDict
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from netcore_resp.framing import string2ll
 from netcore_resp.glob import compile_glob
-from netcore_resp.replies import NOT_INTEGER, SYNTAX, Reply, bulk, error_reply
+from netcore_resp.replies import NOT_INTEGER, SYNTAX, Reply, bulk, cstr, error_reply
 
 INVALID_CURSOR = error_reply("invalid cursor")
-_MASK = 2**62 - 1
 
 EPOCH_BITS = 10
 _EPOCH_MASK = (1 << EPOCH_BITS) - 1
@@ -169,42 +179,124 @@ class Mirror:
         return stop << _PLACE_SHIFT | code << EPOCH_BITS | self.epoch, order[start:stop]
 
 
-_collections: OrderedDict[int, tuple[dict, Mirror]] = OrderedDict()
+#: Offset from a member's hash to its SSCAN cursor (``hash + 2**63 + 1``: 1 .. 2**64).
+_HASH_OFFSET = 2**63 + 1
 
 
-def page(items: dict, cursor: int, count: int, mirror: Mirror | None = None) -> tuple[int, list]:
+class SetIndex:
+    """The members of one set in hash order, for SSCAN: see the module's docstring."""
+
+    __slots__ = ("hashes", "order", "indexed")
+
+    def __init__(self, members: set) -> None:
+        self._build(members)
+
+    def _build(self, members: set, order: list | None = None) -> None:
+        self.order = sorted(members, key=hash) if order is None else order
+        self.hashes = array("q", map(hash, self.order))
+        self.indexed = members.copy()
+
+    def sync(self, members: set) -> None:
+        """An iteration begins: index the members added since the last call (inserted one
+        by one when they are few, else merged in one pass), or rebuild when deleted members
+        outnumber the live ones."""
+        if members <= self.indexed:
+            added: set = set()
+        else:
+            added = members - self.indexed
+        dead = len(self.indexed) - (len(members) - len(added))
+        if dead > len(members) + SLACK:
+            self._build(members)
+        elif len(added) * 64 > len(self.order):  # two sorted runs: Timsort merges them in O(n)
+            self._build(self.indexed | added, sorted(self.order + sorted(added, key=hash), key=hash))
+        else:
+            hashes, order = self.hashes, self.order
+            for member in added:
+                h = hash(member)
+                i = bisect.bisect_right(hashes, h)
+                hashes.insert(i, h)
+                order.insert(i, member)
+            self.indexed |= added
+
+    def page(self, members: set, cursor: int, count: int) -> tuple[int, list]:
+        """(next cursor, the next ``count`` members still in ``members`` after ``cursor``):
+        members of one hash are never split between two calls."""
+        hashes, order = self.hashes, self.order
+        n = len(order)
+        i = 0 if cursor == 0 else bisect.bisect_right(hashes, cursor - _HASH_OFFSET)
+        batch: list = []
+        while i < n and (len(batch) < count or hashes[i] == hashes[i - 1]):
+            if order[i] in members:
+                batch.append(order[i])
+            i += 1
+        return (0 if i >= n else hashes[i - 1] + _HASH_OFFSET), batch
+
+
+_collections: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
+
+
+def _index_of(items: Any, make: Callable[[Any], Any]) -> tuple[Any, bool]:
+    """(the index of a hash, sorted set or set, made now?): the last :data:`COLLECTIONS`
+    collections scanned keep theirs."""
+    entry = _collections.get(id(items))
+    if entry is not None and entry[0] is items:
+        _collections.move_to_end(id(items))
+        return entry[1], False
+    index = make(items)
+    _collections[id(items)] = (items, index)
+    while len(_collections) > COLLECTIONS:
+        _collections.popitem(last=False)
+    return index, True
+
+
+def page(items: dict, cursor: int, count: int) -> tuple[int, list]:
     """The next batch of a dict's keys (keys not in ``items`` any more are left out)."""
     if len(items) <= count:
         return 0, list(items)
-    if mirror is None:
-        entry = _collections.get(id(items))
-        if entry is not None and entry[0] is items:
-            _collections.move_to_end(id(items))
-            mirror = entry[1]
-        else:
-            mirror = Mirror(items)
-            _collections[id(items)] = (items, mirror)
-            while len(_collections) > COLLECTIONS:
-                _collections.popitem(last=False)
+    mirror, _ = _index_of(items, Mirror)
     nxt, batch = mirror.page(items, cursor, count)
     return nxt, [key for key in batch if key in items]
 
 
-def position(item: bytes) -> int:
-    """The element's place in a SSCAN iteration: 1 .. 2**62 (0 is the start and the end)."""
-    return (hash(item) & _MASK) + 1
+def members_page(members: set, cursor: int, count: int) -> tuple[int, list]:
+    """SSCAN's next batch of a set's members."""
+    if len(members) <= count:
+        return 0, list(members)
+    index, made = _index_of(members, SetIndex)
+    if cursor == 0 and not made:
+        index.sync(members)
+    return index.page(members, cursor, count)
 
 
-def parse(argv: list, first_option: int, allow_type: bool) -> tuple[int, int, Callable | None, bytes | None]:
-    """(cursor, count, match predicate or None, type name or None) from SCAN's arguments."""
-    cursor = string2ll(argv[first_option - 1])
-    if cursor is None or cursor < 0:
-        # Redis reads cursors as unsigned: a number beyond 64 bits or with junk is invalid.
+#: C's ``isspace``: a cursor starting with one of these is refused.
+_SPACE = frozenset(b" \t\n\v\f\r")
+EMPTY_SCAN = b"*2\r\n$1\r\n0\r\n*0\r\n"
+
+
+def parse_cursor(arg: bytes) -> int:
+    """A cursor as Redis's ``parseScanCursorOrReply`` reads it: C's ``strtoul`` on the
+    argument as a C string, so any unsigned 64-bit number, an optional sign (``-1`` is
+    2^64-1), the empty string as 0; a leading blank, junk or more than 64 bits is refused."""
+    text = cstr(arg)
+    if not text:
+        return 0
+    digits = text[1:] if text[:1] in b"+-" else text
+    if text[0] in _SPACE or not digits.isdigit() or len(digits.lstrip(b"0")) > 20:
         raise Reply(INVALID_CURSOR)
+    number = int(digits)
+    if number >> 64:
+        raise Reply(INVALID_CURSOR)
+    return -number % 2**64 if text[:1] == b"-" else number
+
+
+def parse_options(argv: list, first: int, allow_type: bool) -> tuple[int, Callable | None, bytes | None]:
+    """(count, match predicate or None, type name or None): the options of SCAN (TYPE
+    too) and of HSCAN/SSCAN/ZSCAN, in any order, the last of a repeated one counting
+    (Redis's ``scanGenericCommand``; names compared as C strings)."""
     count, match, kind = 10, None, None
-    j, n = first_option, len(argv)
+    j, n = first, len(argv)
     while j < n:
-        opt = argv[j].lower()
+        opt = cstr(argv[j]).lower()
         if j + 1 >= n:
             raise Reply(SYNTAX)
         if opt == b"count":
@@ -217,24 +309,23 @@ def parse(argv: list, first_option: int, allow_type: bool) -> tuple[int, int, Ca
             pattern = argv[j + 1]
             match = None if pattern == b"*" else compile_glob(pattern)
         elif opt == b"type" and allow_type:
-            kind = argv[j + 1].lower()
+            kind = cstr(argv[j + 1]).lower()
         else:
             raise Reply(SYNTAX)
         j += 2
-    return cursor, count, match, kind
+    return count, match, kind
 
 
-def step(items: Iterable[bytes], cursor: int, count: int) -> tuple[int, list[bytes]]:
-    """SSCAN's next batch after ``cursor`` in hash order: (next cursor, 0 at the end; the elements).
-    A pass over the whole set (``heapq.nsmallest``: O(n log count))."""
-    after = [item for item in items if position(item) > cursor] if cursor else list(items)
-    if len(after) <= count:
-        return 0, after
-    batch = heapq.nsmallest(count, after, key=position)
-    last = position(batch[-1])
-    chosen = set(batch)
-    batch.extend(item for item in after if position(item) == last and item not in chosen)
-    return last, batch
+def open_collection(argv: list, lookup: Callable[[bytes], Any]) -> tuple[Any, int, int, Callable | None] | None:
+    """HSCAN, SSCAN, ZSCAN's checks in Redis's order: the cursor, then the key (``lookup``
+    raises for the wrong type), then the options. None for a missing key: an empty scan
+    whatever the options say. Else (collection, cursor, count, match)."""
+    cursor = parse_cursor(argv[2])
+    value = lookup(argv[1])
+    if not value:
+        return None
+    count, match, _ = parse_options(argv, 3, False)
+    return value, cursor, count, match
 
 
 def reply(cursor: int, elements: list[bytes]) -> bytes:
@@ -243,7 +334,8 @@ def reply(cursor: int, elements: list[bytes]) -> bytes:
 
 def scan_keys(ks: Any, type_name: Callable[[Any], bytes], argv: list) -> bytes:
     """SCAN over one database (a :class:`netcore_resp.keyspace.Keyspace`, which holds the mirror)."""
-    cursor, count, match, kind = parse(argv, 2, True)
+    cursor = parse_cursor(argv[1])
+    count, match, kind = parse_options(argv, 2, True)
     data = ks.data
     if len(data) <= count:
         nxt, keys = 0, list(data)
@@ -260,23 +352,25 @@ def scan_keys(ks: Any, type_name: Callable[[Any], bytes], argv: list) -> bytes:
     return reply(nxt, keys)
 
 
-def scan_fields(fields: dict | None, argv: list) -> bytes:
+def scan_fields(argv: list, lookup: Callable[[bytes], Any]) -> bytes:
     """HSCAN: field, value pairs."""
-    cursor, count, match, _ = parse(argv, 3, False)
-    if not fields:
-        return reply(0, [])
+    opened = open_collection(argv, lookup)
+    if opened is None:
+        return EMPTY_SCAN
+    fields, cursor, count, match = opened
     nxt, names = page(fields, cursor, count)
     if match is not None:
         names = list(filter(match, names))
     return reply(nxt, [x for name in names for x in (name, fields[name])])
 
 
-def scan_members(members: Any, argv: list) -> bytes:
+def scan_members(argv: list, lookup: Callable[[bytes], Any]) -> bytes:
     """SSCAN (a set): elements without values."""
-    cursor, count, match, _ = parse(argv, 3, False)
-    if not members:
-        return reply(0, [])
-    nxt, names = step(members, cursor, count)
+    opened = open_collection(argv, lookup)
+    if opened is None:
+        return EMPTY_SCAN
+    members, cursor, count, match = opened
+    nxt, names = members_page(members, cursor, count)
     if match is not None:
         names = list(filter(match, names))
     return reply(nxt, names)

@@ -12,7 +12,7 @@ import random
 from netcore_resp.context import Context
 from netcore_resp.framing import string2ll
 from netcore_resp.hashes import OUT_OF_RANGE, RANDOM_MAX
-from netcore_resp.replies import NOT_INTEGER, ONE, ZERO, Reply, bulk, error_reply, integer
+from netcore_resp.replies import NOT_INTEGER, ONE, ZERO, Reply, bulk, error_reply, integer, non_negative
 from netcore_resp.scan import scan_members
 
 W, R = ("write", "denyoom", "fast"), ("readonly", "fast")
@@ -172,14 +172,12 @@ def install(ctx: Context) -> None:
         if rest:
             if len(rest) != 2 or rest[0].lower() != b"limit":
                 raise Reply(error_reply("syntax error"))
-            limit = string2ll(rest[1])
-            if limit is None or limit < 0:
-                raise Reply(error_reply("LIMIT can't be negative"))
+            limit = non_negative(rest[1], "LIMIT")
         n = len(algebra(argv[2:2 + numkeys], "inter"))
         return integer(min(n, limit) if limit else n)
 
     def sscan(argv, client):
-        return scan_members(get(argv[1]), argv)
+        return scan_members(argv, get)
 
     register("sadd", (-3, W, 1, 1, 1), sadd)
     register("srem", (-3, ("write", "fast"), 1, 1, 1), srem)

@@ -7,7 +7,7 @@ from netcore_resp.context import Context
 from netcore_resp.floats import string2d
 from netcore_resp.framing import LLONG_MAX, error_reply, string2ll
 from netcore_resp.keyspace import now_ms
-from netcore_resp.replies import NOT_INTEGER, OK, ONE, STRING_TOO_LONG, SYNTAX, ZERO, Reply, bulk, integer
+from netcore_resp.replies import NOT_INTEGER, OK, ONE, STRING_TOO_LONG, SYNTAX, ZERO, Reply, bulk, cstr, integer
 
 NOT_FLOAT = error_reply("value is not a valid float")
 NAN_OR_INF = error_reply("increment would produce NaN or Infinity")
@@ -19,6 +19,58 @@ def parse_float(value: bytes) -> float:
     number = string2d(value)
     if number is None:
         raise Reply(NOT_FLOAT)
+    return number
+
+
+#: SET's and GETEX's expiry options: (milliseconds per unit, relative to now).
+EXPIRE_UNITS = {b"ex": (1000, True), b"px": (1, True), b"exat": (1000, False), b"pxat": (1, False)}
+
+
+def string_options(argv: list, first: int, for_set: bool) -> tuple[set, bytes | None, bytes | None]:
+    """The options of SET (from ``argv[3]``) or GETEX (from ``argv[2]``): (flags among nx, xx,
+    get, keepttl, persist; the expiry option or None; its argument).
+
+    One parser for both, as Redis's ``parseExtendedStringArgumentsOrReply``: an expiry
+    option may repeat (the last one counts) but not follow another kind, KEEPTTL and
+    PERSIST exclude them, anything else is a syntax error. Options are compared as C
+    strings (up to a NUL), as Redis compares them. The number is read later
+    (:func:`expire_deadline`): GETEX on a missing key answers nil whatever it is."""
+    flags: set = set()
+    unit = expire = None
+    j, n = first, len(argv)
+    while j < n:
+        opt = cstr(argv[j]).lower()
+        if for_set and ((opt == b"nx" and b"xx" not in flags) or (opt == b"xx" and b"nx" not in flags)
+                        or opt == b"get" or (opt == b"keepttl" and unit is None)):
+            flags.add(opt)
+        elif not for_set and opt == b"persist" and unit is None:
+            flags.add(opt)
+        elif (opt in EXPIRE_UNITS and unit in (None, opt) and b"keepttl" not in flags
+              and b"persist" not in flags and j + 1 < n):
+            unit, expire = opt, argv[j + 1]
+            j += 1
+        else:
+            raise Reply(SYNTAX)
+        j += 1
+    return flags, unit, expire
+
+
+def expire_deadline(arg: bytes, unit: bytes, name: str) -> int:
+    """The absolute deadline (ms) of SET's or GETEX's ``unit`` ``arg``, refused as Redis's
+    ``getExpireMillisecondsOrReply`` refuses it: not positive, or past LLONG_MAX in ms."""
+    number = string2ll(arg)
+    if number is None:
+        raise Reply(NOT_INTEGER)
+    unit_ms, relative = EXPIRE_UNITS[unit]
+    invalid = error_reply(f"invalid expire time in '{name}' command")
+    if number <= 0 or number > LLONG_MAX // unit_ms:
+        raise Reply(invalid)
+    number *= unit_ms
+    if relative:
+        base = now_ms()
+        if number > LLONG_MAX - base:
+            raise Reply(invalid)
+        number += base
     return number
 
 
@@ -75,36 +127,18 @@ def install(ctx: Context, max_bulk: int) -> None:
         return ctx.maybe_bulk(value)
 
     def getex(argv, client):
+        flags, unit, expire = string_options(argv, 2, False)
         key = argv[1]
         value = string_value(key)
-        when = None
-        persist = False
-        j = 2
-        while j < len(argv):
-            opt = argv[j].lower()
-            if opt == b"persist" and when is None and not persist:
-                persist = True
-                j += 1
-                continue
-            if opt in (b"ex", b"px", b"exat", b"pxat") and when is None and not persist and j + 1 < len(argv):
-                number = string2ll(argv[j + 1])
-                if number is None:
-                    raise Reply(NOT_INTEGER)
-                seconds = opt in (b"ex", b"exat")
-                if number <= 0 or (seconds and number > LLONG_MAX // 1000):
-                    raise Reply(error_reply("invalid expire time in 'getex' command"))
-                when = number * (1000 if seconds else 1) + (now_ms() if opt in (b"ex", b"px") else 0)
-                j += 2
-                continue
-            raise Reply(SYNTAX)
         if value is None:
             return ctx.nil
-        if when is not None:
+        if unit is not None:
+            when = expire_deadline(expire, unit, "getex")
             if when <= now_ms():
                 ks.delete(key)
             else:
                 ks.set_deadline(key, when)
-        elif persist:
+        elif flags:  # PERSIST
             ks.persist(key)
         return bulk(value)
 

@@ -37,9 +37,11 @@ from netcore_resp.replies import (
     Reply,
     bulk,
     integer,
+    non_negative,
 )
+from netcore_resp.scan import EMPTY_SCAN
+from netcore_resp.scan import open_collection as open_scan
 from netcore_resp.scan import page as scan_page
-from netcore_resp.scan import parse as parse_scan
 from netcore_resp.scan import reply as scan_reply
 from netcore_resp.strings import parse_float
 
@@ -374,15 +376,25 @@ def install(ctx: Context) -> None:
         return integer(stop - start)
 
     # -- ranges -------------------------------------------------------------------------
-    def select_range(zset: ZSet | None, by: str, first: bytes, second: bytes, reverse: bool,
-                     limit: tuple[int, int] | None) -> list[tuple[float, bytes]]:
-        """The (score, member) pairs of one range request, in reply order."""
+    def select_range(key: bytes, by: str, first: bytes, second: bytes, reverse: bool,
+                     limit: tuple[int, int] | None) -> tuple[ZSet | None, list[tuple[float, bytes]]]:
+        """The sorted set at ``key`` and the (score, member) pairs of one range request, in
+        reply order. The range is read before the key is looked up, as Redis's
+        ``zrangeGenericCommand`` and ``zremrangeGenericCommand`` do: a bad range is refused
+        whatever the key holds."""
         if by == "rank":
             start, stop = string2ll(first), string2ll(second)
             if start is None or stop is None:
                 raise Reply(NOT_INTEGER)
-            if not zset:
-                return []
+        elif by == "score":
+            low, low_open = parse_bound(second if reverse else first)
+            high, high_open = parse_bound(first if reverse else second)
+        else:
+            low, high = parse_lex(second if reverse else first), parse_lex(first if reverse else second)
+        zset = get(key)
+        if not zset:
+            return zset, []
+        if by == "rank":
             n = len(zset)
             if start < 0:
                 start += n
@@ -390,42 +402,38 @@ def install(ctx: Context) -> None:
                 stop += n
             start = max(start, 0)
             if start > stop or start >= n:
-                return []
+                return zset, []
             stop = min(stop, n - 1)
             if reverse:
-                return list(zset.order.islice(n - 1 - stop, n - start, reverse=True))
-            return list(zset.order.islice(start, stop + 1))
+                return zset, list(zset.order.islice(n - 1 - stop, n - start, reverse=True))
+            return zset, list(zset.order.islice(start, stop + 1))
         if by == "score":
-            low, low_open = parse_bound(second if reverse else first)
-            high, high_open = parse_bound(first if reverse else second)
-            if not zset:
-                return []
             start, stop = zset.score_span(low, low_open, high, high_open)
         else:
-            low, high = parse_lex(second if reverse else first), parse_lex(first if reverse else second)
-            if not zset:
-                return []
             start, stop = zset.lex_span(_lex_low(low), _lex_high(high))
         offset, count = limit if limit is not None else (0, -1)
         if offset < 0:
-            return []
+            return zset, []
         if reverse:
             hi = stop - offset
             lo = start if count < 0 else max(start, hi - count)
-            return list(zset.order.islice(lo, max(lo, hi), reverse=True))
+            return zset, list(zset.order.islice(lo, max(lo, hi), reverse=True))
         lo = start + offset
         hi = stop if count < 0 else min(stop, lo + count)
-        return list(zset.order.islice(lo, max(lo, hi)))
+        return zset, list(zset.order.islice(lo, max(lo, hi)))
 
-    def parse_range_options(argv: list, first: int, by: str, reverse: bool, allow: bool
+    def parse_range_options(argv: list, first: int, by: str, reverse: bool, allow: bool, store: bool = False
                             ) -> tuple[str, bool, tuple[int, int] | None, bool]:
-        """ZRANGE's [BYSCORE|BYLEX] [REV] [LIMIT o c] [WITHSCORES] (``allow``: the first two)."""
+        """ZRANGE's [BYSCORE|BYLEX] [REV] [LIMIT o c] [WITHSCORES] (``allow``: the first two,
+        each at most once, as Redis takes them only while still undecided; ``store``:
+        ZRANGESTORE, where WITHSCORES is a syntax error at once)."""
         limit = None
         scores = False
+        pick_by = pick_direction = allow
         j = first
         while j < len(argv):
             opt = argv[j].lower()
-            if opt == b"withscores":
+            if opt == b"withscores" and not store:
                 scores = True
             elif opt == b"limit" and j + 2 < len(argv):
                 offset, count = string2ll(argv[j + 1]), string2ll(argv[j + 2])
@@ -433,12 +441,12 @@ def install(ctx: Context) -> None:
                     raise Reply(NOT_INTEGER)
                 limit = (offset, count)
                 j += 2
-            elif allow and opt == b"byscore":
-                by = "score"
-            elif allow and opt == b"bylex":
-                by = "lex"
-            elif allow and opt == b"rev":
+            elif pick_by and opt in (b"byscore", b"bylex"):
+                by = "score" if opt == b"byscore" else "lex"
+                pick_by = False
+            elif pick_direction and opt == b"rev":
                 reverse = True
+                pick_direction = False
             else:
                 raise Reply(SYNTAX)
             j += 1
@@ -452,22 +460,19 @@ def install(ctx: Context) -> None:
     def range_command(by: str, reverse: bool, allow: bool) -> Callable:
         def run(argv, client):
             how, rev, limit, scores = parse_range_options(argv, 4, by, reverse, allow)
-            return with_scores(select_range(get(argv[1]), how, argv[2], argv[3], rev, limit), scores)
+            return with_scores(select_range(argv[1], how, argv[2], argv[3], rev, limit)[1], scores)
         return run
 
     def zrangestore(argv, client):
-        how, rev, limit, scores = parse_range_options(argv, 5, "rank", False, True)
-        if scores:
-            raise Reply(SYNTAX)
-        pairs = select_range(get(argv[2]), how, argv[3], argv[4], rev, limit)
+        how, rev, limit, _ = parse_range_options(argv, 5, "rank", False, True, store=True)
+        pairs = select_range(argv[2], how, argv[3], argv[4], rev, limit)[1]
         store(argv[1], ZSet((member, score) for score, member in pairs))
         return integer(len(pairs))
 
     def remrange(by: str) -> Callable:
         def run(argv, client):
             key = argv[1]
-            zset = get(key)
-            pairs = select_range(zset, by, argv[2], argv[3], False, None)
+            zset, pairs = select_range(key, by, argv[2], argv[3], False, None)
             for _, member in pairs:
                 zset.remove(member)
             if zset is not None and not zset:
@@ -505,9 +510,7 @@ def install(ctx: Context) -> None:
             elif opt == b"withscores" and not name.endswith("store") and name != "zintercard":
                 scores = True
             elif opt == b"limit" and name == "zintercard" and j + 1 < len(argv):
-                limit = string2ll(argv[j + 1])
-                if limit is None or limit < 0:
-                    raise Reply(error_reply("LIMIT can't be negative"))
+                limit = non_negative(argv[j + 1], "LIMIT")
                 j += 1
             else:
                 raise Reply(SYNTAX)
@@ -672,10 +675,10 @@ def install(ctx: Context) -> None:
     waiters.add_server(serve)
 
     def zscan(argv, client):
-        zset = get(argv[1])
-        cursor, count, match, _ = parse_scan(argv, 3, False)
-        if not zset:
-            return scan_reply(0, [])
+        opened = open_scan(argv, get)
+        if opened is None:
+            return EMPTY_SCAN
+        zset, cursor, count, match = opened
         nxt, names = scan_page(zset.scores, cursor, count)
         if match is not None:
             names = list(filter(match, names))
